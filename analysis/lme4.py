@@ -1,0 +1,770 @@
+"""Bridge to R's lme4 ``glmer`` for checking the PyMC multilevel logistic models.
+
+The model is fitted in a separate ``Rscript`` process by ``analysis/r/fit_glmer.R``;
+data go to R as CSV (with a JSON sidecar of column types, so that factors keep the
+reference level pandas gives them) and results come back as JSON, all in a temporary
+directory. Nothing in R is imported into Python, so R is needed only when a fit is
+asked for; :func:`r_available` says whether it can be.
+
+Term names are normalised to what Python ``formulae`` gives: ``(Intercept)`` becomes
+``Intercept`` and a factor level such as lme4's ``period2`` becomes ``period[2]``;
+interactions keep lme4's ``a:b`` form, made of normalised parts.
+
+The Rscript used is, in order: :data:`RSCRIPT` when set, the ``SAMEPLACE_RSCRIPT``
+environment variable, then ``Rscript`` on ``PATH``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "EstimatesFileError",
+    "GlmerError",
+    "GlmerResult",
+    "RNotAvailableError",
+    "estimates_from_csv",
+    "fit_glmer",
+    "glmer_data",
+    "normalise_term",
+    "r_available",
+]
+
+#: Path of the Rscript executable; ``None`` means ``$SAMEPLACE_RSCRIPT`` or ``Rscript``.
+RSCRIPT: str | None = None
+
+R_DIR = Path(__file__).resolve().parent / "r"
+FIT_SCRIPT = R_DIR / "fit_glmer.R"
+DATA_SCRIPT = R_DIR / "lme4_data.R"
+
+INSTALL_HINT = (
+    "install with `apt-get install r-base-core r-cran-lme4 r-cran-jsonlite` (Debian/Ubuntu), "
+    'or install R from https://cran.r-project.org and run install.packages(c("lme4", '
+    '"jsonlite")) in R; set SAMEPLACE_RSCRIPT to an Rscript that is not on PATH'
+)
+
+#: Quadrature points used when nAGQ is chosen automatically and lme4 allows quadrature.
+AUTO_NAGQ = 25
+
+_Z975 = 1.959963984540054
+_FIXED_COLUMNS = ["estimate", "se", "z", "p", "ci_low", "ci_high", "r_term"]
+_INTERCEPT_NAMES = {"(Intercept)", "Intercept", "_cons", "const", "(Constant)"}
+
+
+class RNotAvailableError(RuntimeError):
+    """R, or the lme4 or jsonlite package, cannot be used."""
+
+
+class GlmerError(RuntimeError):
+    """``glmer`` (or the R process running it) failed; the message is R's error text."""
+
+
+class EstimatesFileError(ValueError):
+    """An estimates CSV is missing, malformed or holds invalid values."""
+
+
+# --------------------------------------------------------------------------- R discovery
+
+
+def _rscript() -> str:
+    """Return the configured Rscript command (not checked)."""
+    if RSCRIPT is not None:
+        return str(RSCRIPT)
+    return os.environ.get("SAMEPLACE_RSCRIPT") or "Rscript"
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_r(rscript: str) -> tuple[bool, str]:
+    """Check once per Rscript path that R starts and loads lme4 and jsonlite."""
+    exe = shutil.which(rscript)
+    if exe is None:
+        return False, f"R not found (no Rscript at '{rscript}'): {INSTALL_HINT}."
+    code = (
+        "ok <- vapply(c('lme4', 'jsonlite'), requireNamespace, logical(1), quietly = TRUE);"
+        "if (!all(ok)) { cat('MISSING:', names(ok)[!ok], '\\n'); quit(status = 3) };"
+        "cat(paste(R.version$major, R.version$minor, sep = '.'),"
+        " as.character(packageVersion('lme4')), '\\n')"
+    )
+    try:
+        proc = subprocess.run(
+            [exe, "--vanilla", "-e", code], capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"R at '{exe}' could not be run ({exc}): {INSTALL_HINT}."
+    out = proc.stdout.strip()
+    if proc.returncode == 3 and "MISSING:" in out:
+        missing = out.split("MISSING:", 1)[1].split()
+        return False, (
+            f"R found at '{exe}' but the R package(s) {', '.join(missing)} are not "
+            f"installed: {INSTALL_HINT}."
+        )
+    if proc.returncode != 0:
+        err = _r_error_text(proc.stderr) or f"exit status {proc.returncode}"
+        return False, f"R at '{exe}' failed to start: {err}. {INSTALL_HINT}."
+    parts = out.split()
+    r_version, lme4_version = (parts + ["?", "?"])[:2]
+    return True, f"R {r_version} with lme4 {lme4_version} at '{exe}'"
+
+
+def r_available() -> tuple[bool, str]:
+    """Say whether R with lme4 and jsonlite can be used.
+
+    Returns
+    -------
+    tuple of (bool, str)
+        ``(True, "R 4.2.2 with lme4 1.1.31 at '/usr/bin/Rscript'")`` when usable, else
+        ``(False, message)`` where the message says what is missing and how to install it.
+        The check runs R once per Rscript path and is cached.
+    """
+    return _probe_r(_rscript())
+
+
+def _require_r() -> str:
+    """Return the resolved Rscript path or raise :class:`RNotAvailableError`."""
+    ok, message = r_available()
+    if not ok:
+        raise RNotAvailableError(message)
+    exe = shutil.which(_rscript())
+    assert exe is not None  # r_available() succeeded
+    return exe
+
+
+def _r_error_text(stderr: str, max_lines: int = 15) -> str:
+    """Extract R's error message from stderr, dropping package start-up chatter."""
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith(("Error", "Fatal error")):
+            return "\n".join(lines[i : i + max_lines])
+    return "\n".join(lines[-max_lines:])
+
+
+def _run_r(args: list[str], timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+    """Run Rscript with ``args``; kill the whole process group on timeout."""
+    exe = _require_r()
+    try:
+        proc = subprocess.Popen(
+            [exe, "--vanilla", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise RNotAvailableError(f"could not run '{exe}': {exc}. {INSTALL_HINT}.") from exc
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise GlmerError(f"{what} timed out after {timeout:g} s") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+# --------------------------------------------------------------------------- term names
+
+
+def _split_top_level(term: str, sep: str = ":") -> list[str]:
+    """Split ``term`` at ``sep`` outside parentheses and brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(term):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(term[start:i])
+            start = i + 1
+    parts.append(term[start:])
+    return parts
+
+
+def normalise_term(term: str, factor_levels: dict[str, list[str]] | None = None) -> str:
+    """Convert an lme4 (R) term name to the name Python ``formulae`` gives.
+
+    Parameters
+    ----------
+    term : str
+        Name as R prints it, e.g. ``"(Intercept)"``, ``"period2"``, ``"black:female"``.
+    factor_levels : dict of str to list of str, optional
+        Levels of each factor in the model, used to split ``period2`` into the factor
+        ``period`` and its level ``2`` (the longest matching factor name wins).
+
+    Returns
+    -------
+    str
+        ``"Intercept"``, ``"period[2]"``, ``"black:female"``; names it cannot map are
+        returned unchanged.
+    """
+    if term in _INTERCEPT_NAMES:
+        return "Intercept"
+    factor_levels = factor_levels or {}
+    out = []
+    for part in _split_top_level(term):
+        best = None
+        for name, levels in factor_levels.items():
+            if part.startswith(name) and part[len(name) :] in levels:
+                if best is None or len(name) > len(best[0]):
+                    best = (name, part[len(name) :])
+        out.append(f"{best[0]}[{best[1]}]" if best else part)
+    return ":".join(out)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class GlmerResult:
+    """Result of one lme4 ``glmer`` binomial fit.
+
+    Attributes
+    ----------
+    fixed : pandas.DataFrame
+        Indexed by ``term`` (``formulae`` names); columns ``estimate``, ``se``, ``z``,
+        ``p``, ``ci_low``, ``ci_high`` (Wald 95% intervals) and ``r_term`` (lme4's name).
+    group_sd : pandas.DataFrame
+        Columns ``group``, ``term``, ``sd``: standard deviations of the random effects.
+    group_corr : pandas.DataFrame
+        Columns ``group``, ``term1``, ``term2``, ``corr`` (empty for scalar effects).
+    ranef : pandas.DataFrame
+        Columns ``group``, ``level`` (str), ``term``, ``mode`` (conditional mode) and
+        ``condsd`` (conditional standard deviation, from ``ranef(fit, condVar = TRUE)``).
+    n_obs : int
+        Rows used in the fit (after R's removal of rows with missing values).
+    n_groups : dict of str to int
+        Levels of each grouping factor.
+    loglik, aic : float
+        Log-likelihood (Laplace or quadrature approximation, as fitted) and AIC. For
+        binomial data lme4's values for nAGQ = 1 and nAGQ > 1 differ by a constant
+        (cbpp: -92.03 against -50.00), so compare them only between fits with the
+        same nAGQ.
+    nAGQ : int
+        Quadrature points used: 1 is the Laplace approximation.
+    singular : bool
+        ``isSingular(fit)``: a variance at zero or correlation at +-1.
+    messages : list of str
+        Warnings and messages emitted while fitting, plus lme4's convergence messages.
+    converged : bool
+        The optimizer reported success and lme4 raised no convergence warning (a
+        singular-fit note alone does not count as non-convergence).
+    elapsed_s : float
+        Seconds R spent in ``glmer`` itself.
+    r_version, lme4_version : str
+        Versions used.
+    formula : str
+        The lme4 formula as given.
+    optimizer : list of str
+        ``glmerControl(optimizer = ...)`` used.
+    """
+
+    fixed: pd.DataFrame
+    group_sd: pd.DataFrame
+    group_corr: pd.DataFrame
+    ranef: pd.DataFrame
+    n_obs: int
+    n_groups: dict[str, int]
+    loglik: float
+    aic: float
+    nAGQ: int
+    singular: bool
+    messages: list[str]
+    converged: bool
+    elapsed_s: float
+    r_version: str
+    lme4_version: str
+    formula: str = ""
+    optimizer: list[str] = field(default_factory=lambda: ["bobyqa"])
+
+    _TABLES = ("fixed", "group_sd", "group_corr", "ranef")
+
+    def sd(self, group: str, term: str = "Intercept") -> float:
+        """Return the random-effect standard deviation for ``group`` and ``term``."""
+        rows = self.group_sd[(self.group_sd.group == group) & (self.group_sd.term == term)]
+        if rows.empty:
+            raise KeyError(f"no standard deviation for group {group!r}, term {term!r}")
+        return float(rows.sd.iloc[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (tables as lists of records, NaN as None)."""
+        out: dict[str, Any] = {}
+        for name in self._TABLES:
+            table: pd.DataFrame = getattr(self, name)
+            if name == "fixed":
+                table = table.reset_index()
+            table = table.astype(object).where(table.notna(), None)
+            out[name] = table.to_dict(orient="records")
+        out.update(
+            n_obs=int(self.n_obs),
+            n_groups={k: int(v) for k, v in self.n_groups.items()},
+            loglik=float(self.loglik),
+            aic=float(self.aic),
+            nAGQ=int(self.nAGQ),
+            singular=bool(self.singular),
+            messages=list(self.messages),
+            converged=bool(self.converged),
+            elapsed_s=float(self.elapsed_s),
+            r_version=self.r_version,
+            lme4_version=self.lme4_version,
+            formula=self.formula,
+            optimizer=list(self.optimizer),
+        )
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GlmerResult:
+        """Rebuild a result from :meth:`to_dict` output (for example after JSON)."""
+        tables = {
+            "fixed": ["term", *_FIXED_COLUMNS],
+            "group_sd": ["group", "term", "sd"],
+            "group_corr": ["group", "term1", "term2", "corr"],
+            "ranef": ["group", "level", "term", "mode", "condsd"],
+        }
+        frames = {}
+        for name, cols in tables.items():
+            frame = pd.DataFrame.from_records(d.get(name) or [], columns=cols)
+            frame = _coerce_table(frame)
+            if name == "fixed":
+                frame = frame.set_index("term")
+            frames[name] = frame
+        return cls(
+            **frames,
+            n_obs=int(d["n_obs"]),
+            n_groups={k: int(v) for k, v in d["n_groups"].items()},
+            loglik=_float(d["loglik"]),
+            aic=_float(d["aic"]),
+            nAGQ=int(d["nAGQ"]),
+            singular=bool(d["singular"]),
+            messages=[str(m) for m in d.get("messages") or []],
+            converged=bool(d["converged"]),
+            elapsed_s=_float(d["elapsed_s"]),
+            r_version=str(d["r_version"]),
+            lme4_version=str(d["lme4_version"]),
+            formula=str(d.get("formula", "")),
+            optimizer=[str(o) for o in d.get("optimizer") or ["bobyqa"]],
+        )
+
+
+def _float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+_NUMERIC_COLUMNS = {"estimate", "se", "z", "p", "ci_low", "ci_high", "sd", "corr", "mode", "condsd"}
+
+
+def _coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give a table read from records float columns for numbers and str for names."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if col in _NUMERIC_COLUMNS:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        else:
+            frame[col] = frame[col].astype(str)
+    return frame
+
+
+# --------------------------------------------------------------------------- data to R
+
+
+def _columns_used(data: pd.DataFrame, formula: str, extra: list[str]) -> list[str]:
+    """Columns whose names occur in the formula text (a safe superset of those used)."""
+    return [c for c in data.columns if str(c) in formula or str(c) in extra]
+
+
+def _prepare_data(data: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Convert ``data`` to a CSV-ready frame and the column-type sidecar for R.
+
+    Categorical columns keep their category order (first = reference level); string and
+    object columns become factors with sorted levels, as ``formulae`` does; booleans
+    become 0/1 integers (``formulae`` treats them as numeric).
+    """
+    out = {}
+    types: list[dict[str, Any]] = []
+    for col in data.columns:
+        name = str(col)
+        s = data[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            levels = [str(c) for c in s.cat.categories]
+            if len(set(levels)) != len(levels):
+                raise ValueError(f"column '{name}': categories are not distinct as strings")
+            out[name] = s.astype(object).map(lambda v: v if pd.isna(v) else str(v))
+            types.append({"name": name, "type": "factor", "levels": levels})
+        elif pd.api.types.is_bool_dtype(s.dtype):
+            out[name] = s.astype("Int64")
+            types.append({"name": name, "type": "integer"})
+        elif pd.api.types.is_integer_dtype(s.dtype):
+            fits_int32 = s.dropna().abs().max() < 2**31 - 1 if s.notna().any() else True
+            out[name] = s
+            types.append({"name": name, "type": "integer" if fits_int32 else "numeric"})
+        elif pd.api.types.is_float_dtype(s.dtype):
+            if np.isinf(s.to_numpy(dtype=float, na_value=np.nan)).any():
+                raise ValueError(f"column '{name}' has infinite values")
+            out[name] = s
+            types.append({"name": name, "type": "numeric"})
+        elif pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
+            values = s.astype(object).map(lambda v: v if pd.isna(v) else str(v))
+            levels = sorted(values.dropna().unique())
+            out[name] = values
+            types.append({"name": name, "type": "factor", "levels": levels})
+        else:
+            raise ValueError(
+                f"column '{name}' has dtype {s.dtype}, which cannot be sent to R; "
+                "convert it to numeric, bool, string or categorical"
+            )
+    return pd.DataFrame(out, index=data.index), types
+
+
+def _factor_levels(types: list[dict[str, Any]]) -> dict[str, list[str]]:
+    return {t["name"]: list(t["levels"]) for t in types if t["type"] == "factor"}
+
+
+_PROPORTION_LHS = re.compile(r"^\s*([A-Za-z.][\w.]*)\s*/\s*([A-Za-z.][\w.]*)\s*$")
+
+
+def _proportion_weights(formula: str, columns: list[str]) -> str | None:
+    """Return ``trials`` for a ``successes/trials ~ ...`` formula, else None."""
+    lhs = formula.split("~", 1)[0]
+    m = _PROPORTION_LHS.match(lhs)
+    if m and m.group(1) in columns and m.group(2) in columns:
+        return m.group(2)
+    return None
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit_glmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    nAGQ: int | None = None,
+    optimizer: str | list[str] = "bobyqa",
+    weights: str | None = None,
+    condvar: bool = True,
+    timeout: float = 1800,
+    r_script: str | os.PathLike[str] = FIT_SCRIPT,
+) -> GlmerResult:
+    """Fit ``glmer(formula, family = binomial, data)`` in R and return the estimates.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 formula, passed to R unchanged. The response may be 0/1
+        (``y ~ x + (1 | g)``), ``cbind(successes, failures)``, or ``successes/trials``,
+        in which case ``trials`` is used as the prior weights (as glmer needs).
+    data : pandas.DataFrame
+        Data. Only columns whose names occur in the formula are sent. Categorical
+        columns become R factors with the same level order (first category =
+        reference level); string columns become factors with sorted levels; booleans
+        become 0/1. Missing values are dropped by R (``na.omit``).
+    nAGQ : int, optional
+        Quadrature points. ``None`` chooses adaptive Gauss-Hermite quadrature with
+        ``AUTO_NAGQ`` (25) points when the model has a single grouping factor with a
+        scalar random intercept (the only case lme4 allows), else Laplace (1).
+    optimizer : str or list of str, default "bobyqa"
+        ``glmerControl(optimizer = ...)``; two names set the two fitting stages.
+    weights : str, optional
+        Column of prior weights (number of trials for a proportion response).
+    condvar : bool, default True
+        Compute conditional SDs of the random effects.
+    timeout : float, default 1800
+        Seconds before the R process is killed and :class:`GlmerError` raised.
+    r_script : path, default ``analysis/r/fit_glmer.R``
+        The R script to run.
+
+    Returns
+    -------
+    GlmerResult
+
+    Raises
+    ------
+    RNotAvailableError
+        R, lme4 or jsonlite is missing.
+    GlmerError
+        glmer failed (message is R's error text) or timed out.
+    """
+    if "~" not in formula:
+        raise ValueError(f"formula has no '~': {formula!r}")
+    if nAGQ is not None and (int(nAGQ) != nAGQ or nAGQ < 0):
+        raise ValueError(f"nAGQ must be a non-negative integer, got {nAGQ!r}")
+    columns = [str(c) for c in data.columns]
+    if weights is None:
+        weights = _proportion_weights(formula, columns)
+    elif weights not in columns:
+        raise ValueError(f"weights column '{weights}' is not in the data")
+    optimizers = [optimizer] if isinstance(optimizer, str) else list(optimizer)
+
+    used = _columns_used(data, formula, [weights] if weights else [])
+    frame, types = _prepare_data(data[used])
+    spec = {
+        "formula": formula,
+        "nAGQ": None if nAGQ is None else int(nAGQ),
+        "optimizer": optimizers,
+        "weights": weights,
+        "condvar": bool(condvar),
+    }
+    with tempfile.TemporaryDirectory(prefix="sameplace-glmer-") as tmp:
+        workdir = Path(tmp)
+        frame.to_csv(workdir / "data.csv", index=False, na_rep="")
+        (workdir / "coltypes.json").write_text(json.dumps(types))
+        (workdir / "spec.json").write_text(json.dumps(spec))
+        proc = _run_r([str(r_script), str(workdir)], timeout, f"glmer({formula})")
+        result_path = workdir / "result.json"
+        if not result_path.exists():
+            err = (
+                _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
+            )
+            raise GlmerError(f"R failed while fitting glmer({formula}): {err}")
+        raw = json.loads(result_path.read_text())
+    if "error" in raw:
+        raise GlmerError(f"glmer({formula}) failed in R: {raw['error']}")
+    return _result_from_r(raw, formula, optimizers, _factor_levels(types))
+
+
+def _result_from_r(
+    raw: dict[str, Any],
+    formula: str,
+    optimizers: list[str],
+    factor_levels: dict[str, list[str]],
+) -> GlmerResult:
+    """Build a :class:`GlmerResult` from the JSON written by ``fit_glmer.R``."""
+
+    def norm(t: str) -> str:
+        return normalise_term(t, factor_levels)
+
+    fixed = pd.DataFrame.from_records(
+        raw["fixed"], columns=["r_term", "estimate", "se", "z", "p", "ci_low", "ci_high"]
+    )
+    fixed = _coerce_table(fixed)
+    fixed.insert(0, "term", [norm(t) for t in fixed.r_term])
+    fixed = fixed.set_index("term")[_FIXED_COLUMNS]
+
+    group_sd = _coerce_table(
+        pd.DataFrame.from_records(raw["group_sd"], columns=["group", "term", "sd"])
+    )
+    group_sd["term"] = [norm(t) for t in group_sd.term]
+    group_corr = _coerce_table(
+        pd.DataFrame.from_records(raw["group_corr"], columns=["group", "term1", "term2", "corr"])
+    )
+    group_corr["term1"] = [norm(t) for t in group_corr.term1]
+    group_corr["term2"] = [norm(t) for t in group_corr.term2]
+    ranef = _coerce_table(
+        pd.DataFrame.from_records(
+            raw["ranef"], columns=["group", "level", "term", "mode", "condsd"]
+        )
+    )
+    ranef["term"] = [norm(t) for t in ranef.term]
+
+    return GlmerResult(
+        fixed=fixed,
+        group_sd=group_sd,
+        group_corr=group_corr,
+        ranef=ranef,
+        n_obs=int(raw["n_obs"]),
+        n_groups={k: int(v) for k, v in raw["n_groups"].items()},
+        loglik=_float(raw["loglik"]),
+        aic=_float(raw["aic"]),
+        nAGQ=int(raw["nAGQ"]),
+        singular=bool(raw["singular"]),
+        messages=[str(m) for m in raw.get("messages") or []],
+        converged=bool(raw["converged"]),
+        elapsed_s=_float(raw["elapsed_s"]),
+        r_version=str(raw["r_version"]),
+        lme4_version=str(raw["lme4_version"]),
+        formula=formula,
+        optimizer=optimizers,
+    )
+
+
+# --------------------------------------------------------------------------- data sets
+
+
+def glmer_data(name: str, *, timeout: float = 300) -> pd.DataFrame:
+    """Return a data set shipped with lme4, such as ``"cbpp"``, read through R.
+
+    Parameters
+    ----------
+    name : str
+        Name for ``data(name, package = "lme4")``.
+    timeout : float, default 300
+        Seconds before the R process is killed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Factors become categorical columns of strings with R's level order (so the
+        reference level is the same), e.g. cbpp's ``herd`` (``"1"`` ... ``"15"``) and
+        ``period`` (``"1"`` ... ``"4"``); integer columns are int64 (Int64 with
+        missing values), numeric float64, logical bool.
+
+    Raises
+    ------
+    RNotAvailableError
+        R or lme4 is missing.
+    GlmerError
+        R could not export the data set (e.g. unknown name).
+    """
+    if not re.fullmatch(r"[A-Za-z.][\w.]*", name):
+        raise ValueError(f"not a valid R data set name: {name!r}")
+    with tempfile.TemporaryDirectory(prefix="sameplace-lme4data-") as tmp:
+        workdir = Path(tmp)
+        proc = _run_r([str(DATA_SCRIPT), name, str(workdir)], timeout, f"data({name})")
+        if (workdir / "error.txt").exists():
+            raise GlmerError(f"lme4 data set '{name}': {(workdir / 'error.txt').read_text()}")
+        if not (workdir / "data.csv").exists():
+            err = (
+                _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
+            )
+            raise GlmerError(f"R failed exporting lme4 data set '{name}': {err}")
+        types = json.loads((workdir / "coltypes.json").read_text())
+        raw = pd.read_csv(workdir / "data.csv", dtype=str, keep_default_na=False, na_values=[""])
+    out = {}
+    for t in types:
+        col = raw[t["name"]]
+        kind = t["type"]
+        if kind == "factor":
+            levels = [str(x) for x in t.get("levels") or []]
+            out[t["name"]] = pd.Categorical(
+                col.astype(object), categories=levels, ordered=bool(t.get("ordered"))
+            )
+        elif kind == "integer":
+            values = pd.to_numeric(col).astype("Int64")
+            out[t["name"]] = values.astype("int64") if values.notna().all() else values
+        elif kind == "numeric":
+            out[t["name"]] = pd.to_numeric(col).astype(float)
+        elif kind == "logical":
+            out[t["name"]] = col.map({"TRUE": True, "FALSE": False})
+        else:
+            out[t["name"]] = col
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------- other tools
+
+
+def estimates_from_csv(
+    path: str | os.PathLike[str],
+    *,
+    factor_levels: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    """Read fixed-effect estimates made elsewhere (e.g. Stata ``melogit``) from CSV.
+
+    The file needs columns ``term``, ``estimate`` and ``se``; ``ci_low`` and ``ci_high``
+    are optional (both or neither) and are otherwise Wald 95% intervals. Other columns
+    are ignored.
+
+    Parameters
+    ----------
+    path : path
+        The CSV file.
+    factor_levels : dict of str to list of str, optional
+        Factor levels, to normalise names like ``period2`` to ``period[2]``. Intercept
+        names ``(Intercept)``, ``_cons`` and ``const`` always become ``Intercept``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same layout as :attr:`GlmerResult.fixed`: indexed by ``term``, columns
+        ``estimate``, ``se``, ``z``, ``p``, ``ci_low``, ``ci_high``, ``r_term``
+        (the name as in the file).
+
+    Raises
+    ------
+    EstimatesFileError
+        File missing or unreadable, a column missing, a duplicate or empty term, a
+        value that is not a finite number, ``se <= 0``, or an interval that does not
+        contain its estimate; the message names the file, column and value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EstimatesFileError(f"{path}: estimates file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EstimatesFileError(f"{path}: cannot be read as CSV: {exc}") from exc
+    raw.columns = [str(c).strip() for c in raw.columns]
+    missing = [c for c in ("term", "estimate", "se") if c not in raw.columns]
+    if missing:
+        raise EstimatesFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; found "
+            f"{', '.join(raw.columns) or 'none'} (need term, estimate, se[, ci_low, ci_high])"
+        )
+    has_ci = [c in raw.columns for c in ("ci_low", "ci_high")]
+    if any(has_ci) and not all(has_ci):
+        present = "ci_low" if has_ci[0] else "ci_high"
+        raise EstimatesFileError(f"{path}: column {present} given without its partner")
+    if raw.empty:
+        raise EstimatesFileError(f"{path}: no rows")
+
+    terms = raw["term"].str.strip()
+    for i, t in enumerate(terms):
+        if not t:
+            raise EstimatesFileError(f"{path}: column term, row {i + 1}: empty term")
+    dup = terms[terms.duplicated()]
+    if not dup.empty:
+        raise EstimatesFileError(f"{path}: column term: duplicate term '{dup.iloc[0]}'")
+
+    def numbers(col: str) -> np.ndarray:
+        values = np.empty(len(raw))
+        for i, (term, text) in enumerate(zip(terms, raw[col], strict=True)):
+            try:
+                v = float(text)
+            except ValueError:
+                v = float("nan")
+            if not math.isfinite(v):
+                raise EstimatesFileError(
+                    f"{path}: column {col}, row {i + 1} (term '{term}'): value {text!r} "
+                    "is not a finite number"
+                )
+            values[i] = v
+        return values
+
+    est = numbers("estimate")
+    se = numbers("se")
+    for i in np.flatnonzero(se <= 0):
+        raise EstimatesFileError(
+            f"{path}: column se, row {i + 1} (term '{terms.iloc[i]}'): value "
+            f"{raw['se'].iloc[i]!r} must be positive"
+        )
+    if all(has_ci):
+        lo, hi = numbers("ci_low"), numbers("ci_high")
+        for i in np.flatnonzero((lo > est) | (hi < est)):
+            raise EstimatesFileError(
+                f"{path}: columns ci_low/ci_high, row {i + 1} (term '{terms.iloc[i]}'): "
+                f"interval [{raw['ci_low'].iloc[i]}, {raw['ci_high'].iloc[i]}] does not "
+                f"contain the estimate {raw['estimate'].iloc[i]}"
+            )
+    else:
+        lo, hi = est - _Z975 * se, est + _Z975 * se
+    z = est / se
+    p = np.array([math.erfc(abs(v) / math.sqrt(2.0)) for v in z])
+    names = [normalise_term(t, factor_levels) for t in terms]
+    if len(set(names)) != len(names):
+        raise EstimatesFileError(f"{path}: column term: terms collide after normalising")
+    return pd.DataFrame(
+        {
+            "estimate": est,
+            "se": se,
+            "z": z,
+            "p": p,
+            "ci_low": lo,
+            "ci_high": hi,
+            "r_term": list(terms),
+        },
+        index=pd.Index(names, name="term"),
+    )
