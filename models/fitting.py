@@ -1,0 +1,348 @@
+"""Fit a formula to a data frame, check convergence, save and load fits.
+
+>>> from models import fit
+>>> f = fit("y ~ x + (1 + x | g)", df, seed=1)          # doctest: +SKIP
+>>> print(f)                                           # verdict first, then the table
+>>> f.save("fit.nc"); f2 = load_fit("fit.nc")           # same summaries
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from models.convergence import Convergence, check_convergence
+from models.formula import ModelData, build_model_data
+from models.logistic import hierarchical_logistic
+from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
+
+SAMPLERS = ("nutpie", "pymc", "numpyro")
+_VERSIONED = ("pymc", "pytensor", "arviz", "nutpie", "formulae", "numpy", "pandas", "xarray")
+
+
+class SamplerSettingsError(ValueError):
+    """Invalid sampler name or settings."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Summaries made from a fit that failed the convergence gate."""
+
+
+class FitFileError(ValueError):
+    """A fit file that cannot be read (missing, truncated, or not a fit of this project)."""
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass
+class Fit:
+    """A fitted hierarchical logistic model: posterior, model data, priors and verdict.
+
+    Attributes
+    ----------
+    idata : xarray.DataTree
+        Posterior and sampler statistics (PyMC 6 / ArviZ 1.x tree).
+    md : ModelData
+        The model data (formula, design, groups, drops).
+    priors : dict
+        The priors used, by parameter name.
+    convergence : Convergence
+        The gate's verdict.
+    settings : dict
+        Sampler, chains, draws, tune, seed, target_accept, centred.
+    accept_failed : bool
+        Set True to summarise a failed fit without the warning headline.
+    """
+
+    idata: xr.DataTree
+    md: ModelData
+    priors: dict[str, Prior]
+    convergence: Convergence
+    settings: dict
+    accept_failed: bool = False
+    attrs: dict = field(default_factory=dict)
+
+    # ----------------------------------------------------------------- summaries
+    @property
+    def converged(self) -> bool:
+        return self.convergence.passed
+
+    @property
+    def headline(self) -> str:
+        h = self.convergence.headline
+        if not self.converged and self.accept_failed:
+            h = "ACCEPTED BY USER DESPITE FAILED CONVERGENCE: " + "; ".join(self.convergence.problems)
+        return h
+
+    def posterior(self) -> xr.Dataset:
+        return self.idata["posterior"].to_dataset()
+
+    def summary(
+        self, var_names: list[str] | None = None, prob: float = 0.95, ci_kind: str = "eti"
+    ) -> pd.DataFrame:
+        """Posterior summary table (mean, sd, interval, ESS, R-hat).
+
+        The interval kind and probability are in the column names (e.g. ``eti95_lb``) and in
+        ``.attrs["interval"]``; the verdict is in ``.attrs["headline"]``. A fit that failed
+        the gate raises a `ConvergenceWarning` unless ``accept_failed`` is set.
+        """
+        if not self.converged and not self.accept_failed:
+            warnings.warn(self.convergence.headline, ConvergenceWarning, stacklevel=2)
+        names = var_names or self.parameter_names()
+        with warnings.catch_warnings():
+            # constant elements (the unit diagonal of a correlation matrix) have no R-hat
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind=ci_kind)
+        table.attrs["headline"] = self.headline
+        table.attrs["interval"] = f"{prob:.0%} {'equal-tailed' if ci_kind == 'eti' else 'HDI'} interval"
+        return table
+
+    def parameter_names(self) -> list[str]:
+        """Reported parameters: Intercept, b, and each block's sd and cor."""
+        post = self.posterior()
+        names = [n for n in ("Intercept", "b") if n in post]
+        for block in self.md.blocks:
+            names.append(f"sd_{block.name}")
+            if f"cor_{block.name}" in post:
+                names.append(f"cor_{block.name}")
+        return names
+
+    def __str__(self) -> str:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            table = self.summary()
+        drops = ", ".join(f"{k}: {v}" for k, v in self.md.drops.items()) or "none"
+        return (
+            f"{self.headline}\n"
+            f"formula: {self.md.formula}  ({self.md.family}, {self.md.n_obs} rows used of "
+            f"{self.md.n_input}; dropped {drops})\n"
+            f"intervals: {table.attrs['interval']}\n{table.to_string()}"
+        )
+
+    # ----------------------------------------------------------------- predictions
+    def posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
+        """Posterior predictive draws of the observed outcome for the data used."""
+        model = hierarchical_logistic(self.md, self.priors, centered=self.settings.get("centered", False))
+        return pm.sample_posterior_predictive(self.idata, model=model, random_seed=seed, progressbar=False)
+
+    def log_likelihood(self) -> xr.DataTree:
+        """Pointwise log-likelihood (for PSIS-LOO), computed from the stored posterior."""
+        model = hierarchical_logistic(self.md, self.priors, centered=self.settings.get("centered", False))
+        return pm.compute_log_likelihood(
+            self.idata, model=model, extend_inferencedata=False, progressbar=False
+        )
+
+    def predict(self, new_data: pd.DataFrame, **kwargs) -> xr.DataArray:
+        """Predicted probabilities for new rows; see `models.prediction.predict_proba`."""
+        from models.prediction import predict_proba
+
+        return predict_proba(self, new_data, **kwargs)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit as NetCDF (written to a temporary name, then renamed)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tree = self.idata.copy()
+        tree.attrs.update(self._attrs())
+        frame = self.md.frame.copy()
+        for c in frame.columns:
+            if isinstance(frame[c].dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(frame[c]):
+                frame[c] = frame[c].astype(str).astype(object)
+        frame.index.name = "row"
+        tree["model_frame"] = xr.DataTree(xr.Dataset.from_dataframe(frame))
+        tmp = path.with_name(path.name + ".partial")
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+        return path
+
+    def _attrs(self) -> dict:
+        return {
+            "sameplace_fit": "1",
+            "formula": self.md.formula,
+            "priors": priors_to_json(self.priors),
+            "seed": str(self.settings.get("seed")),
+            "settings": json.dumps(self.settings),
+            "data_fingerprint": self.md.fingerprint(),
+            "package_versions": json.dumps(package_versions()),
+            "convergence": self.convergence.to_json(),
+            "drops": json.dumps({"n_input": self.md.n_input, **self.md.drops}),
+            "categorical_levels": json.dumps(self.md.categorical_levels),
+            "accept_failed": str(bool(self.accept_failed)),
+            **{k: str(v) for k, v in self.attrs.items()},
+        }
+
+
+def load_fit(path: str | os.PathLike) -> Fit:
+    """Load a fit saved by `Fit.save` (same summaries and predictions as before saving)."""
+    path = Path(path)
+    if not path.exists():
+        raise FitFileError(f"fit file {path} does not exist")
+    try:
+        tree = az.from_netcdf(path)
+        attrs = dict(tree.attrs)
+    except Exception as exc:
+        raise FitFileError(f"cannot read fit file {path}: not a complete NetCDF file ({exc})") from None
+    if attrs.get("sameplace_fit") != "1" or "model_frame" not in tree.children:
+        raise FitFileError(f"{path} is a NetCDF file but not a fit saved by this project")
+    frame = tree["model_frame"].to_dataset().to_dataframe().reset_index(drop=True)
+    levels = json.loads(attrs["categorical_levels"])
+    for col, lv in levels.items():
+        frame[col] = pd.Categorical(frame[col].astype(str), categories=lv)
+    md = build_model_data(attrs["formula"], frame)
+    drops = json.loads(attrs["drops"])
+    md.n_input = int(drops.pop("n_input"))
+    md.drops = drops
+    if md.fingerprint() != attrs["data_fingerprint"]:
+        warnings.warn(f"{path}: stored model frame does not match its fingerprint", stacklevel=2)
+    idata = tree.copy()
+    del idata["model_frame"]
+    return Fit(
+        idata=idata,
+        md=md,
+        priors=priors_from_json(attrs["priors"]),
+        convergence=Convergence.from_json(attrs["convergence"]),
+        settings=json.loads(attrs["settings"]),
+        accept_failed=attrs.get("accept_failed") == "True",
+    )
+
+
+def _check_settings(sampler: str, chains: int, draws: int, tune: int, target_accept: float) -> None:
+    if sampler not in SAMPLERS:
+        raise SamplerSettingsError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    for name, val, low in (("chains", chains, 1), ("draws", draws, 1), ("tune", tune, 0)):
+        if not isinstance(val, int | np.integer) or isinstance(val, bool) or val < low:
+            raise SamplerSettingsError(f"{name} must be an integer >= {low}, got {val!r}")
+    if not 0 < target_accept < 1:
+        raise SamplerSettingsError(f"target_accept must be between 0 and 1, got {target_accept!r}")
+    if sampler == "numpyro":
+        try:
+            import numpyro  # noqa: F401
+        except ImportError:
+            raise SamplerSettingsError(
+                "sampler 'numpyro' needs numpyro and jax: pip install 'sameplace[numpyro]'"
+            ) from None
+
+
+def fit(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    priors: dict[str, str | Prior] | None = None,
+    centered: bool = False,
+    sampler: str = "nutpie",
+    chains: int = 4,
+    draws: int = 1000,
+    tune: int = 1000,
+    seed: int | None = None,
+    target_accept: float = 0.9,
+    cores: int | None = None,
+    progressbar: bool = True,
+    thresholds: dict | None = None,
+    accept_failed: bool = False,
+) -> Fit:
+    """Fit a hierarchical logistic model given by an lme4-style formula.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax, e.g. ``"y ~ x * area + (1 + x | lad)"``; binomial responses as
+        ``cbind(successes, failures)`` or ``p(successes, trials)``.
+    data : pandas.DataFrame
+        Any data frame holding the formula's columns.
+    priors : dict, optional
+        Overrides by parameter name (see `models.priors`).
+    centered : bool
+        Centred parameterisation of group effects (default: non-centred).
+    sampler : {"nutpie", "pymc", "numpyro"}
+        NUTS implementation (default nutpie).
+    chains, draws, tune : int
+        Number of chains, retained draws per chain, and tuning steps per chain.
+    seed : int, optional
+        Random seed; drawn and recorded when not given, so every fit can be repeated.
+    target_accept : float
+        NUTS target acceptance rate.
+    cores : int, optional
+        Chains run in parallel (default: all cores, at most ``chains``).
+    progressbar : bool
+        Show a progress bar while sampling.
+    thresholds : dict, optional
+        Overrides of the convergence thresholds (`models.convergence.DEFAULT_THRESHOLDS`).
+    accept_failed : bool
+        Summarise without the failure headline even if the gate fails.
+
+    Returns
+    -------
+    Fit
+    """
+    _check_settings(sampler, chains, draws, tune, target_accept)
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    md = build_model_data(formula, data)
+    resolved = resolve_priors(md, priors)
+    model = hierarchical_logistic(md, resolved, centered=centered)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*rhat statistic.*")
+        warnings.filterwarnings("ignore", message=".*effective sample size.*")
+        warnings.filterwarnings("ignore", message=".*We recommend running at least 4 chains.*")
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores or min(chains, os.cpu_count() or 1),
+            random_seed=seed,
+            target_accept=target_accept,
+            nuts_sampler=sampler,
+            progressbar=progressbar,
+            model=model,
+        )
+    settings = {
+        "sampler": sampler,
+        "chains": chains,
+        "draws": draws,
+        "tune": tune,
+        "seed": seed,
+        "target_accept": target_accept,
+        "centered": centered,
+    }
+    return Fit(
+        idata=idata,
+        md=md,
+        priors=resolved,
+        convergence=check_convergence(idata, thresholds),
+        settings=settings,
+        accept_failed=accept_failed,
+    )
+
+
+def sample_prior_predictive(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    priors: dict[str, str | Prior] | None = None,
+    draws: int = 500,
+    seed: int | None = None,
+) -> xr.DataTree:
+    """Draws from the prior and the prior predictive distribution for the data's design."""
+    md = build_model_data(formula, data)
+    model = hierarchical_logistic(md, resolve_priors(md, priors))
+    return pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)

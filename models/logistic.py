@@ -1,0 +1,133 @@
+"""The hierarchical logistic model family, written as the math reads.
+
+For person (or binomial cell) i with fixed design x_i and, for each group block g, level
+j = g[i] and slope design z_gi:
+
+    eta_i = Intercept + x_i . b + sum_g z_gi . r_g[j]
+    y_i  ~ Bernoulli(logit^-1(eta_i))          (or Binomial(n_i, logit^-1(eta_i)))
+
+    r_g[j] ~ MvNormal(0, diag(sd_g) C_g diag(sd_g))    one row per level of the factor
+    C_g    ~ LKJ(eta)                                 when the block has several terms
+
+Non-centred by default: r_g[j] = L_g z_g[j], z ~ Normal(0, 1), L_g the Cholesky factor
+of the covariance. ``centered=True`` samples r_g directly. While sampling, fixed predictors
+are centred at their means (``Intercept_c`` is the log-odds at average predictors) and the
+intercept on the original scale is recovered as a deterministic, as brms does.
+
+Names in the posterior: ``Intercept``, ``b`` (dim ``coef``), and per block ``sd_<g>``
+(dim ``<g>_term``), ``cor_<g>`` (``<g>_term`` x ``<g>_term2``), ``r_<g>`` (levels of the
+factor x ``<g>_term``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from models.formula import GroupBlock, ModelData
+from models.priors import Prior
+
+
+def model_coords(md: ModelData) -> dict[str, list[str]]:
+    """Coordinates of every labelled dimension of the model."""
+    coords: dict[str, list[str]] = {
+        "coef": [t for t in md.fixed_terms if t != "Intercept"],
+        "obs_id": list(range(md.n_obs)),
+    }
+    for block in md.blocks:
+        coords[block.dim] = block.levels
+        coords[block.term_dim] = block.terms
+        coords[f"{block.name}_term2"] = block.terms
+    return coords
+
+
+def hierarchical_logistic(md: ModelData, priors: dict[str, Prior], *, centered: bool = False) -> pm.Model:
+    """Build the PyMC model for a `ModelData` and resolved priors.
+
+    Parameters
+    ----------
+    md : ModelData
+        From `models.formula.build_model_data`.
+    priors : dict
+        From `models.priors.resolve_priors`.
+    centered : bool
+        Centred parameterisation of the group effects (default non-centred).
+
+    Returns
+    -------
+    pymc.Model
+    """
+    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
+    X = md.X[:, slope_cols]
+    x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
+    with pm.Model(coords=model_coords(md)) as model:
+        Xc = pm.Data("X_centred", X - x_mean, dims=("obs_id", "coef"))
+        eta = 0.0
+        if slope_cols:
+            b = _fixed_slopes(md, priors)
+            eta = pt.dot(Xc, b)
+        if md.has_intercept:
+            intercept_c = priors["Intercept"].dist("Intercept_c")
+            eta = eta + intercept_c
+            shift = pt.dot(x_mean, b) if slope_cols else 0.0
+            pm.Deterministic("Intercept", intercept_c - shift)
+        for block in md.blocks:
+            eta = eta + _group_block(block, priors, centered=centered)
+        _likelihood(md, eta)
+    return model
+
+
+def _fixed_slopes(md: ModelData, priors: dict[str, Prior]):
+    names = [t for t in md.fixed_terms if t != "Intercept"]
+    ps = [priors[f"b[{t}]"] for t in names]
+    if all(p.family == "normal" for p in ps):
+        mu = np.array([p.params[0] for p in ps])
+        sigma = np.array([p.params[1] for p in ps])
+        return pm.Normal("b", mu=mu, sigma=sigma, dims="coef")
+    parts = [p.dist(f"b_{i}") for i, p in enumerate(ps)]
+    return pm.Deterministic("b", pt.stack(parts), dims="coef")
+
+
+def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool):
+    """Contribution of one ``(terms | factor)`` block to the linear predictor."""
+    g, k = block.name, len(block.terms)
+    dims = (block.dim, block.term_dim)
+    sd_prior = priors[f"sd_{g}"]
+    idx = pm.Data(f"idx_{g}", block.idx, dims="obs_id")
+    if block.correlated:
+        eta_lkj = priors[f"cor_{g}"].params[0]
+        chol, corr, sds = pm.LKJCholeskyCov(
+            f"chol_{g}", n=k, eta=eta_lkj, sd_dist=sd_prior.dist_unnamed(k), compute_corr=True
+        )
+        pm.Deterministic(f"sd_{g}", sds, dims=block.term_dim)
+        pm.Deterministic(f"cor_{g}", corr, dims=(block.term_dim, f"{g}_term2"))
+        if centered:
+            r = pm.MvNormal(f"r_{g}", mu=np.zeros(k), chol=chol, dims=dims)
+        else:
+            z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
+            r = pm.Deterministic(f"r_{g}", pt.dot(z, chol.T), dims=dims)
+    else:
+        sd = sd_prior.dist(f"sd_{g}", dims=block.term_dim)
+        if centered:
+            r = pm.Normal(f"r_{g}", 0.0, sd, dims=dims)
+        else:
+            z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
+            r = pm.Deterministic(f"r_{g}", z * sd, dims=dims)
+    contribution = 0.0
+    for t in range(k):
+        col = block.Z[:, t]
+        if np.all(col == 1.0):
+            contribution = contribution + r[idx, t]
+        else:
+            z_data = pm.Data(f"Z_{g}_{t}", col, dims="obs_id")
+            contribution = contribution + z_data * r[idx, t]
+    return contribution
+
+
+def _likelihood(md: ModelData, eta) -> None:
+    if md.family == "bernoulli":
+        pm.Bernoulli("y", logit_p=eta, observed=md.y, dims="obs_id")
+    else:
+        trials = pm.Data("trials", md.trials, dims="obs_id")
+        pm.Binomial("y", n=trials, logit_p=eta, observed=md.y, dims="obs_id")
