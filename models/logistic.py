@@ -126,8 +126,10 @@ def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool)
 
 
 def _likelihood(md: ModelData, eta) -> None:
+    # the outcome is registered as data so a compiled model can be reused for new outcomes
+    y_obs = pm.Data("y_obs", md.y, dims="obs_id")
     if md.family == "bernoulli":
-        pm.Bernoulli("y", logit_p=eta, observed=md.y, dims="obs_id")
+        pm.Bernoulli("y", logit_p=eta, observed=y_obs, dims="obs_id")
     else:
         trials = pm.Data("trials", md.trials, dims="obs_id")
-        pm.Binomial("y", n=trials, logit_p=eta, observed=md.y, dims="obs_id")
+        pm.Binomial("y", n=trials, logit_p=eta, observed=y_obs, dims="obs_id")
