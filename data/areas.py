@@ -275,16 +275,15 @@ def harmonise_la_codes(
         if entry is None or entry.lad19cd is None:
             where = raw.index[(raw == code).fillna(False).to_numpy()]
             first, count = where[0], len(where)
+            more = f" and {count - 1} more" if count > 1 else ""
             if entry is None:
                 msg = (
-                    f"{source}{col_txt}: LA code {code!r} (first at row {first}, {count} rows) "
+                    f"{source}{col_txt}: LA code {code!r} (row {first}{more}) "
                     "matches no GB local authority of 2011-2024 and is not a Northern "
                     "Ireland district code (N09...)"
                 )
             else:
-                msg = f"{source}{col_txt}, row {first} ({count} rows): " + _ambiguous_message(
-                    code, entry, lk.names
-                )
+                msg = f"{source}{col_txt}, row {first}{more}: " + _ambiguous_message(code, entry, lk.names)
             raise DataError(msg, file=source, column=column, value=code, row=int(first))
         mapping[code] = entry.lad19cd
         status[code] = entry.status

@@ -78,9 +78,7 @@ class Audit:
         default_factory=lambda: pd.DataFrame(columns=["pidp", "hidp", "reason", "detail"])
     )
     missing: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(
-            columns=["file", "wave", "variable", "code", "label", "count"]
-        )
+        default_factory=lambda: pd.DataFrame(columns=["file", "wave", "variable", "code", "label", "count"])
     )
     found_wave7: int = 0
     found_wave9: int = 0
@@ -110,8 +108,7 @@ class Audit:
         n_drop = len(self.drops)
         if self.rows_in != self.rows_out + n_drop:
             raise AssertionError(
-                f"audit does not add up: {self.rows_in} rows in != {self.rows_out} out "
-                f"+ {n_drop} dropped"
+                f"audit does not add up: {self.rows_in} rows in != {self.rows_out} out + {n_drop} dropped"
             )
 
     def to_frame(self) -> pd.DataFrame:

@@ -288,9 +288,7 @@ def derive_outcomes(df: pd.DataFrame, lad: pd.Series, config: ReaderConfig) -> p
     ls = df["sclfsato"].to_numpy(dtype="float64")
     out["lifesat_score"] = ls
     out["life_satisfied"] = _at_least(ls, config.life_satisfied_min)
-    use_dv = config.swemwbs_source == "dv" or (
-        config.swemwbs_source == "auto" and "swemwbs_dv" in df.columns
-    )
+    use_dv = config.swemwbs_source == "dv" or (config.swemwbs_source == "auto" and "swemwbs_dv" in df.columns)
     if use_dv:
         sw = df["swemwbs_dv"].to_numpy(dtype="float64")
     else:

@@ -29,8 +29,7 @@ COLUMN_INFO: dict[str, tuple[str, str, str]] = {
     "age50": ("aged 50 or over", "0/1", IND),
     "female": ("sex == 2 (female)", "0/1", IND),
     "education": (
-        "highest qualification (hiqual_dv 1 degree, 2 other higher, 3 A level, 4 GCSE, "
-        "5 other, 9 none)",
+        "highest qualification (hiqual_dv 1 degree, 2 other higher, 3 A level, 4 GCSE, 5 other, 9 none)",
         "category",
         IND,
     ),
@@ -47,15 +46,13 @@ COLUMN_INFO: dict[str, tuple[str, str, str]] = {
     ),
     "closenum": ("number of close friends", "count", IND),
     "sociability_raw": (
-        "mean of z(6 - scopngbhh, talks to neighbours) and z(log1p(closenum)); "
-        "missing unless both present",
+        "mean of z(6 - scopngbhh, talks to neighbours) and z(log1p(closenum)); missing unless both present",
         "SD units",
         IND,
     ),
     "sociability": ("z-score of sociability_raw", "SD", IND),
     "income_eq": (
-        "equivalised household net income fihhmnnet1_dv / ieqmoecd_dv (non-positive "
-        "income -> missing)",
+        "equivalised household net income fihhmnnet1_dv / ieqmoecd_dv (non-positive income -> missing)",
         "GBP per month",
         IND,
     ),
@@ -94,8 +91,7 @@ COLUMN_INFO: dict[str, tuple[str, str, str]] = {
     "local_friends": ("agrees (1, 2) local friendships mean a lot (scopngbhb, w6)", "0/1", IND),
     "lonely": ("sclonely >= 2: lonely some of the time or often (w9)", "0/1", IND),
     "community_score": (
-        "mean of reversed (6 - x) cohesion items c-g (w6; configurable); missing unless "
-        "all present",
+        "mean of reversed (6 - x) cohesion items c-g (w6; configurable); missing unless all present",
         "score 1-5",
         IND,
     ),

@@ -175,9 +175,7 @@ def _pick(paths: list[Path], preferred_dir: str, name: str) -> Path:
     )
 
 
-def locate_release(
-    path: str | Path, config: ReaderConfig
-) -> dict[tuple[str, str], Path]:
+def locate_release(path: str | Path, config: ReaderConfig) -> dict[tuple[str, str], Path]:
     """Find the release files, case-insensitively.
 
     Looks for ``<w>_indresp``, ``<w>_hhresp`` (base wave) and ``<w>_oslaua_protect``
@@ -237,7 +235,7 @@ def locate_release(
         names = ", ".join(f"{m}.tab (or .dta)" for m in missing)
         raise DataError(
             f"Missing UKHLS file(s): {names}. Looked (case-insensitively) in "
-            f"{' and '.join(where)} and their subfolders (e.g. ukhls_w6/, sn6666/). "
+            f"{' and '.join(where)} and subfolders (e.g. ukhls_w6/, sn6666/). "
             "SN 6614 gives indresp/hhresp; the LA files w_oslaua_protect come from the "
             "Special Licence study SN 6666 (set ReaderConfig.la_path if they are elsewhere).",
             file=missing[0],
@@ -341,6 +339,10 @@ def _code_label(code: float) -> str:
     return str(c) if c in KNOWN_CODES else "other negative"
 
 
+def _rows(k: int) -> str:
+    return f"{k} row" if k == 1 else f"{k} rows"
+
+
 def _to_numeric(col: pd.Series, name: str, column: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(col):
         return col.astype("float64")
@@ -354,7 +356,7 @@ def _to_numeric(col: pd.Series, name: str, column: str) -> pd.Series:
         value = col.iloc[pos]
         raise DataError(
             f"{name}: column {column!r} must be numeric, but data row {pos + 1} "
-            f"(line {pos + 2} of the file) holds {value!r} ({int(bad.sum())} such rows)",
+            f"(line {pos + 2} of the file) holds {value!r} ({_rows(int(bad.sum()))} like this)",
             file=name,
             column=column,
             value=value,
@@ -481,7 +483,5 @@ def _check_ids(df: pd.DataFrame, spec: Spec, src: Source) -> None:
                 )
             df[var] = vals.astype("int64")
         else:
-            df[var] = pd.array(
-                np.where(np.isnan(vals), 0, vals).astype("int64"), dtype="Int64"
-            )
+            df[var] = pd.array(np.where(np.isnan(vals), 0, vals).astype("int64"), dtype="Int64")
             df.loc[np.isnan(vals), var] = pd.NA

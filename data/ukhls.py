@@ -46,9 +46,7 @@ _KEY_COLUMNS = ("lad19cd", "lad", "la_code", "oslaua")
 _IGNORED_COLUMNS = ("lad19nm", "lad_name", "name", "simulated", "source", "note")
 
 
-def read_release(
-    path: str | Path, config: ReaderConfig | None = None
-) -> tuple[pd.DataFrame, Audit]:
+def read_release(path: str | Path, config: ReaderConfig | None = None) -> tuple[pd.DataFrame, Audit]:
     """Read a UKHLS release (SN 6614 + SN 6666) into the analysis table.
 
     Parameters
@@ -76,9 +74,7 @@ def read_release(
     config = config or DEFAULT_CONFIG
     root = Path(path)
     files = locate_release(root, config)
-    sources = {
-        f"{role}_{wave}": read_source(p, role, wave, config) for (role, wave), p in files.items()
-    }
+    sources = {f"{role}_{wave}": read_source(p, role, wave, config) for (role, wave), p in files.items()}
     extra_files = list(config.extra_area_files)
     notes: list[str] = []
     auto = root / SIMULATED_AREA_FILE
@@ -149,8 +145,7 @@ def extra_area_values(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, dict[s
             bad = num.isna() & s.notna()
             pos = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{name}: column {col!r} must be numeric, but data row {pos + 1} holds "
-                f"{s.iloc[pos]!r}",
+                f"{name}: column {col!r} must be numeric, but data row {pos + 1} holds {s.iloc[pos]!r}",
                 file=name,
                 column=col,
                 value=s.iloc[pos],
@@ -219,9 +214,7 @@ def build_table(
         audit.files.append(
             FileRecord(key, src.path, src.format, len(src.data), len(src.header or src.data.columns))
         )
-    audit.missing = pd.DataFrame(
-        counts, columns=["file", "wave", "variable", "code", "label", "count"]
-    )
+    audit.missing = pd.DataFrame(counts, columns=["file", "wave", "variable", "code", "label", "count"])
 
     base = clean[f"indresp_{b}"]
     linked = link_waves(base, clean[f"indresp_{w7}"], clean[f"indresp_{w9}"], clean[f"hhresp_{b}"])
@@ -256,9 +249,7 @@ def build_table(
             "pidp": frame.loc[dropped, "pidp"].to_numpy(dtype="int64"),
             "hidp": frame.loc[dropped, "hidp"].to_numpy(),
             "reason": reason[dropped].astype(str),
-            "detail": [
-                "" if pd.isna(c) else f"{b}_oslaua={c}" for c in raw_code[dropped]
-            ],
+            "detail": ["" if pd.isna(c) else f"{b}_oslaua={c}" for c in raw_code[dropped]],
         }
     )
     kept = frame.loc[~dropped].copy()
