@@ -11,7 +11,7 @@ from data.areas import PUBLISHED_AREA_COLUMNS
 __all__ = ["describe_columns", "COLUMN_INFO"]
 
 PUB = "published"
-IND = "UKHLS (derived from individual data)"
+IND = "UKHLS individual data"
 LOO = "derived from individual data (LOO LA mean)"
 SIM = "simulated"
 

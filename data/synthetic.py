@@ -439,8 +439,7 @@ def _sources(frames: dict[str, pd.DataFrame]) -> dict[str, Source]:
     out = {}
     for key, df in frames.items():
         role, wave = key.split("_")
-        ext = ".tab"
-        out[key] = Source(role, wave, file_stem(role, wave) + ext, df, header=list(df.columns))
+        out[key] = Source(role, wave, file_stem(role, wave) + ".tab", df, header=list(df.columns))
     return out
 
 
@@ -577,20 +576,16 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
         return y
 
     proxy6, phone6 = p["proxy6"], p["phone6"]
-    items6: dict[str, np.ndarray] = {}
+    answers: dict[str, np.ndarray] = {"scopngbhh": p["scopngbhh"]}  # before missing codes
     for name, var in (("belonging", "scopngbha"), ("local_friends", "scopngbhb")):
-        r = _ordinal(full(name), 4, 1, 5, 1.0)
-        items6[var] = _sc_item(6 - r, proxy6, phone6, rng)
-    items6["sclfsato"] = _sc_item(
-        _ordinal(full("life_satisfied"), 6, 1, 7, ITEM_SCALES["sclfsato"]), proxy6, phone6, rng
-    )
-    items6["scghq2_dv"] = _sc_item(
-        _ordinal(full("ghq_case"), 4, 0, 12, ITEM_SCALES["scghq2_dv"]), proxy6, phone6, rng
-    )
+        answers[var] = 6 - _ordinal(full(name), 4, 1, 5, 1.0)
+    answers["sclfsato"] = _ordinal(full("life_satisfied"), 6, 1, 7, ITEM_SCALES["sclfsato"])
+    answers["scghq2_dv"] = _ordinal(full("ghq_case"), 4, 0, 12, ITEM_SCALES["scghq2_dv"])
     total = _ordinal(full("community_abs"), 18, 5, 25, ITEM_SCALES["community"])
     rev = _split_sum(total, 5, 1, 5, rng)
     for k, x in enumerate("cdefg"):
-        items6[f"scopngbh{x}"] = _sc_item(6 - rev[:, k], proxy6, phone6, rng)
+        answers[f"scopngbh{x}"] = 6 - rev[:, k]
+    items6 = {v: _sc_item(a, proxy6, phone6, rng) for v, a in answers.items() if v != "scopngbhh"}
     cols6 = dict(pred) | items6
 
     # wave 7: SWEMWBS items and score for people present
@@ -611,12 +606,10 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
     w9_cols = later["w9"] | {"sclonely": _sc_item(lonely, p["proxy9"][in9], p["phone9"][in9], rng)}
     # later-wave copies of life satisfaction and cohesion items (not used by the reader)
     for wave_cols, mask, w in ((w7_cols, in7, "7"), (w9_cols, in9, "9")):
-        ls = np.clip(np.abs(items6["sclfsato"]) + rng.choice([-1, 0, 0, 1], npers), 1, 7)
+        ls = np.clip(answers["sclfsato"] + rng.choice([-1, 0, 0, 1], npers), 1, 7)
         wave_cols["sclfsato"] = _sc_item(ls[mask], p["proxy" + w][mask], p["phone" + w][mask], rng)
     for x in "abcdefgh":
-        v6 = np.abs(cols6[f"scopngbh{x}"])
-        v6 = np.where((v6 >= 1) & (v6 <= 5), v6, 3)
-        v9 = np.clip(v6 + rng.choice([-1, 0, 0, 0, 1], npers), 1, 5)
+        v9 = np.clip(answers[f"scopngbh{x}"] + rng.choice([-1, 0, 0, 0, 1], npers), 1, 5)
         w9_cols[f"scopngbh{x}"] = _sc_item(v9[in9], p["proxy9"][in9], p["phone9"][in9], rng)
 
     frames["indresp_f"] = _indresp_frame("f", cols6, f_order)
@@ -628,7 +621,6 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
     sources = _sources(frames)
     table, audit = build_table(sources, cfg, extra_area_frames=extra)
     audit.notes.append("SYNTHETIC release: no real person's data.")
-    table.attrs["column_sources"] = {"area_walkability": "simulated", "area_turnover": "simulated"}
 
     _check_consistency(table1, table, latent)
     truth = _truth_json(n, seed, len(gb_codes))

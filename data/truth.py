@@ -311,30 +311,37 @@ TRUTH: dict[str, OutcomeTruth] = {
     ),
 }
 
-#: community_rel is derived from community_score, so its truth is approximate.
+#: community_rel is derived from community_score, so its truth is approximate: the
+#: values below are large-sample fixed-effects logistic estimates on generator output
+#: (two seeds, 300,000 adults each, averaged and rounded), not parameters.
 TRUTH["community_rel"] = OutcomeTruth(
     "community_rel",
     TRUTH["community_abs"].formula.replace("community_abs", "community_rel"),
     {
-        k: (
-            0.0
-            if k
-            in {"Intercept", "area_turnout", "area_sociability", "area_volunteering", "area_unemployment"}
-            else v
-        )
-        for k, v in TRUTH["community_abs"].fixed.items()
+        "Intercept": 0.23,
+        "urban": -0.22,
+        "area_turnout": -0.10,
+        "urban:area_turnout": 0.10,
+        "age50": 0.35,
+        "area_sociability": -0.12,
+        "age50:area_sociability": 0.25,
+        "female": 0.04,
+        "unsafe": -0.64,
+        "area_volunteering": -0.03,
+        "area_unemployment": -0.02,
     },
     group_terms=("Intercept", "age50"),
     sd=(0.05, 0.20),
     corr=((1.0, 0.0), (0.0, 1.0)),
     exact=False,
     note="APPROXIMATE. community_rel = community_score above the leave-one-out mean of "
-    "the other respondents in the same LA. The same latent variable as community_abs "
-    "drives community_score, but comparing with the LA mean removes the LA intercept and "
-    "the area main effects (set to 0 here), adds contextual terms (LA means of the "
-    "individual predictors) that are not in the formula, and the 1-5 score is coarse. "
-    "Individual-level terms and cross-level interactions keep roughly the values of "
-    "community_abs (built-in signs: urban -, urban:area_turnout +, age50:area_sociability +).",
+    "the other respondents in the same LA; it is not drawn from a model of its own. The "
+    "latent variable behind community_abs drives community_score, but comparing with the "
+    "LA mean removes the LA intercept and most area main effects, adds contextual effects "
+    "(LA composition) that are not in the formula, and the 1-5 score is coarse. Fixed "
+    "values are large-sample fixed-effects logistic estimates on generator output (not "
+    "parameters); LA sd/corr are rough. Use the signs: urban -, urban:area_turnout +, "
+    "age50:area_sociability +, unsafe -.",
 )
 
 LINKS = ("belonging", "local_friends", "lonely")
