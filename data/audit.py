@@ -179,7 +179,9 @@ class Audit:
         )
         if not self.la_codes.empty:
             st = self.la_codes.groupby("status")["n"].sum()
-            out.append("LA codes: " + "; ".join(f"{k}: {int(v):,} rows" for k, v in st.items()))
+            out.append(
+                "LA codes (rows of the SN 6666 file): " + "; ".join(f"{k}: {int(v):,}" for k, v in st.items())
+            )
         pivot = self.missing_by_code()
         if not pivot.empty:
             out.append("Missing-value codes (counts over all rows of the files read):")
