@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -20,7 +21,9 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
+import scipy.linalg.cython_blas  # noqa: F401  (load numba's BLAS so its threads can be limited)
 import xarray as xr
+from threadpoolctl import threadpool_limits
 
 from models.convergence import Convergence, check_convergence
 from models.formula import ModelData, build_model_data
@@ -259,6 +262,7 @@ def fit(
     progressbar: bool = True,
     thresholds: dict | None = None,
     accept_failed: bool = False,
+    adaptation: str = "low_rank",
 ) -> Fit:
     """Fit a hierarchical logistic model given by an lme4-style formula.
 
@@ -289,17 +293,104 @@ def fit(
         Overrides of the convergence thresholds (`models.convergence.DEFAULT_THRESHOLDS`).
     accept_failed : bool
         Summarise without the failure headline even if the gate fails.
+    adaptation : {"low_rank", "diag"}
+        nutpie's mass-matrix adaptation. The default low-rank adaptation learns the
+        posterior correlation between the intercept and the mean of the group effects,
+        which a diagonal mass matrix cannot (measured on the 1988 polls: 10x the bulk ESS
+        of the intercept for 15% more time).
 
     Returns
     -------
     Fit
     """
     _check_settings(sampler, chains, draws, tune, target_accept)
+    if adaptation not in ("low_rank", "diag", "draw_diag"):
+        raise SamplerSettingsError(
+            f"adaptation must be 'low_rank', 'diag' or 'draw_diag', got {adaptation!r}"
+        )
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     md = build_model_data(formula, data)
     resolved = resolve_priors(md, priors)
-    model = hierarchical_logistic(md, resolved, centered=centered)
+    timing: dict = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        # Chains run in parallel on the cores; a multithreaded BLAS inside each chain's
+        # gradient oversubscribes them (measured 5x slower gradients on 2 cores).
+        if sampler == "nutpie":
+            idata, timing = _sample_nutpie(
+                md,
+                resolved,
+                centered,
+                draws,
+                tune,
+                chains,
+                cores,
+                seed,
+                target_accept,
+                adaptation,
+                progressbar,
+            )
+        else:
+            idata, timing = _sample_pymc(
+                md,
+                resolved,
+                centered,
+                sampler,
+                draws,
+                tune,
+                chains,
+                cores,
+                seed,
+                target_accept,
+                progressbar,
+            )
+    settings = {
+        "sampler": sampler,
+        "chains": chains,
+        "draws": draws,
+        "tune": tune,
+        "seed": seed,
+        "target_accept": target_accept,
+        "centered": centered,
+        "adaptation": adaptation if sampler == "nutpie" else "pymc default",
+        **timing,
+    }
+    return Fit(
+        idata=idata,
+        md=md,
+        priors=resolved,
+        convergence=check_convergence(idata, thresholds),
+        settings=settings,
+        accept_failed=accept_failed,
+    )
+
+
+def _sample_nutpie(
+    md, priors, centered, draws, tune, chains, cores, seed, target_accept, adaptation, progressbar
+):
+    import nutpie
+
+    from models.compiled import compiled_model
+
+    compiled, info = compiled_model(md, priors, centered=centered)
+    t0 = time.perf_counter()
+    idata = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores or min(chains, os.cpu_count() or 1),
+        seed=int(seed),
+        target_accept=target_accept,
+        adaptation=adaptation,
+        progress_bar=progressbar,
+    )
+    return idata, {**info, "sampling_seconds": time.perf_counter() - t0}
+
+
+def _sample_pymc(md, priors, centered, sampler, draws, tune, chains, cores, seed, target_accept, progressbar):
+    t0 = time.perf_counter()
+    model = hierarchical_logistic(md, priors, centered=centered)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rhat statistic.*")
         warnings.filterwarnings("ignore", message=".*effective sample size.*")
@@ -315,23 +406,8 @@ def fit(
             progressbar=progressbar,
             model=model,
         )
-    settings = {
-        "sampler": sampler,
-        "chains": chains,
-        "draws": draws,
-        "tune": tune,
-        "seed": seed,
-        "target_accept": target_accept,
-        "centered": centered,
-    }
-    return Fit(
-        idata=idata,
-        md=md,
-        priors=resolved,
-        convergence=check_convergence(idata, thresholds),
-        settings=settings,
-        accept_failed=accept_failed,
-    )
+    total = time.perf_counter() - t0
+    return idata, {"reused": False, "wall_seconds": total}
 
 
 def sample_prior_predictive(

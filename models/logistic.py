@@ -62,16 +62,19 @@ def hierarchical_logistic(md: ModelData, priors: dict[str, Prior], *, centered: 
     X = md.X[:, slope_cols]
     x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
     with pm.Model(coords=model_coords(md)) as model:
-        Xc = pm.Data("X_centred", X - x_mean, dims=("obs_id", "coef"))
         eta = 0.0
         if slope_cols:
+            Xc = pm.Data("X_centred", X - x_mean, dims=("obs_id", "coef"))
             b = _fixed_slopes(md, priors)
             eta = pt.dot(Xc, b)
         if md.has_intercept:
             intercept_c = priors["Intercept"].dist("Intercept_c")
             eta = eta + intercept_c
-            shift = pt.dot(x_mean, b) if slope_cols else 0.0
-            pm.Deterministic("Intercept", intercept_c - shift)
+            if slope_cols:
+                x_bar = pm.Data("x_mean", x_mean, dims="coef")
+                pm.Deterministic("Intercept", intercept_c - pt.dot(x_bar, b))
+            else:
+                pm.Deterministic("Intercept", intercept_c)
         for block in md.blocks:
             eta = eta + _group_block(block, priors, centered=centered)
         _likelihood(md, eta)
@@ -82,8 +85,10 @@ def _fixed_slopes(md: ModelData, priors: dict[str, Prior]):
     names = [t for t in md.fixed_terms if t != "Intercept"]
     ps = [priors[f"b[{t}]"] for t in names]
     if all(p.family == "normal" for p in ps):
-        mu = np.array([p.params[0] for p in ps])
-        sigma = np.array([p.params[1] for p in ps])
+        # prior locations and scales are data, so a compiled model can be reused when the
+        # autoscaled priors change with new data
+        mu = pm.Data("b_prior_mu", np.array([p.params[0] for p in ps]), dims="coef")
+        sigma = pm.Data("b_prior_sigma", np.array([p.params[1] for p in ps]), dims="coef")
         return pm.Normal("b", mu=mu, sigma=sigma, dims="coef")
     parts = [p.dist(f"b_{i}") for i, p in enumerate(ps)]
     return pm.Deterministic("b", pt.stack(parts), dims="coef")
@@ -133,3 +138,59 @@ def _likelihood(md: ModelData, eta) -> None:
     else:
         trials = pm.Data("trials", md.trials, dims="obs_id")
         pm.Binomial("y", n=trials, logit_p=eta, observed=y_obs, dims="obs_id")
+
+
+def data_values(md: ModelData, priors: dict[str, Prior]) -> dict[str, np.ndarray]:
+    """Values of every `pm.Data` of `hierarchical_logistic`, for reusing a compiled model."""
+    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
+    X = md.X[:, slope_cols]
+    x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
+    out: dict[str, np.ndarray] = {"y_obs": md.y}
+    if slope_cols:
+        out["X_centred"] = X - x_mean
+        if md.has_intercept:
+            out["x_mean"] = x_mean
+        names = [t for t in md.fixed_terms if t != "Intercept"]
+        ps = [priors[f"b[{t}]"] for t in names]
+        if all(p.family == "normal" for p in ps):
+            out["b_prior_mu"] = np.array([p.params[0] for p in ps])
+            out["b_prior_sigma"] = np.array([p.params[1] for p in ps])
+    if md.family == "binomial":
+        out["trials"] = md.trials
+    for block in md.blocks:
+        out[f"idx_{block.name}"] = block.idx
+        for t in range(len(block.terms)):
+            if not np.all(block.Z[:, t] == 1.0):
+                out[f"Z_{block.name}_{t}"] = block.Z[:, t]
+    return out
+
+
+def structure_key(md: ModelData, priors: dict[str, Prior], *, centered: bool) -> str:
+    """A key equal for two models that differ only in their data values.
+
+    Two fits with the same key can share one compiled model: same family, terms, number
+    of rows and group levels, slope-design pattern, parameterisation and priors (the
+    fixed-slope normal priors are data and may differ).
+    """
+    import hashlib
+    import json
+
+    fixed_normal = all(p.family == "normal" for k, p in priors.items() if k.startswith("b["))
+    spec = {
+        "family": md.family,
+        "fixed": md.fixed_terms,
+        "n": md.n_obs,
+        "centered": centered,
+        "blocks": [
+            (
+                b.name,
+                b.terms,
+                b.n_levels,
+                b.correlated,
+                [bool(np.all(b.Z[:, t] == 1.0)) for t in range(len(b.terms))],
+            )
+            for b in md.blocks
+        ],
+        "priors": {k: str(v) for k, v in priors.items() if not (fixed_normal and k.startswith("b["))},
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]

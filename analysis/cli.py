@@ -1,0 +1,258 @@
+"""Command line: ``sameplace <command>``.
+
+Commands
+--------
+main       the main job on the synthetic cohort (or ``--release DIR``): data, headline models,
+           lme4 side by side, report
+simulate   write a synthetic UKHLS release (SN 6614 + SN 6666 layout) with its true parameters
+prepare    read a release (real or synthetic) into the analysis table and print the audit
+fit        fit an lme4-style formula to any CSV and save the fit as NetCDF
+summarise  print the summary of a saved fit (convergence verdict first)
+compare    a saved fit side by side with lme4 glmer (or a CSV of estimates, e.g. Stata melogit)
+report     HTML + Markdown report of one or more saved fits
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from data.errors import DataError
+from models import FitFileError, FormulaError, PriorError, SamplerSettingsError
+
+USER_ERRORS = (DataError, FormulaError, PriorError, SamplerSettingsError, FitFileError, FileNotFoundError)
+
+
+def _add_sampling(p: argparse.ArgumentParser, draws: int = 1000) -> None:
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--draws", type=int, default=draws)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=None, help="random seed (recorded; drawn if not given)")
+    p.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc", "numpyro"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sameplace", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("main", help="main job: data, headline models, lme4 comparison, report")
+    m.add_argument("--release", help="real UKHLS release folder (default: the synthetic cohort)")
+    m.add_argument("--n", type=int, default=25_000, help="synthetic cohort size")
+    m.add_argument("--data-seed", type=int, default=20240601, help="seed of the synthetic cohort")
+    m.add_argument("--out", default="runs/main", help="run folder")
+    m.add_argument("--chains", type=int, default=4)
+    m.add_argument("--draws", type=int, default=1000)
+    m.add_argument("--tune", type=int, default=1000)
+    m.add_argument("--seed", type=int, default=1, help="sampling seed")
+    m.add_argument("--no-lme4", action="store_true", help="skip the glmer comparison")
+    m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
+    m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
+
+    s = sub.add_parser("simulate", help="write a synthetic UKHLS release")
+    s.add_argument("out", help="output folder")
+    s.add_argument("--n", type=int, default=25_000)
+    s.add_argument("--seed", type=int, default=20240601)
+    s.add_argument("--layout", choices=["per_wave", "flat"], default="per_wave")
+
+    p = sub.add_parser("prepare", help="read a release into the analysis table; print the audit")
+    p.add_argument("release", nargs="?", help="release folder (default: the synthetic cohort)")
+    p.add_argument("--n", type=int, default=25_000)
+    p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument("--save", help="write the analysis table (CSV or .parquet)")
+
+    f = sub.add_parser("fit", help="fit a formula to a CSV and save the fit (NetCDF)")
+    f.add_argument("formula", help='lme4-style, e.g. "y ~ x + (1 + x | group)"')
+    f.add_argument("data", help="CSV file")
+    f.add_argument("--out", required=True, help="fit file (.nc)")
+    f.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="NAME=DIST",
+        help='override a prior, e.g. --prior "sd_lad=exponential(2)" (repeatable)',
+    )
+    f.add_argument("--centered", action="store_true", help="centred parameterisation")
+    _add_sampling(f)
+
+    su = sub.add_parser("summarise", help="print a saved fit's summary")
+    su.add_argument("fit", help="fit file (.nc)")
+    su.add_argument("--prob", type=float, default=0.95)
+    su.add_argument("--hdi", action="store_true", help="HDI instead of equal-tailed intervals")
+    su.add_argument("--accept-failed", action="store_true", help="summarise a non-converged fit anyway")
+
+    c = sub.add_parser("compare", help="a saved fit side by side with lme4 glmer or a CSV of estimates")
+    c.add_argument("fit")
+    c.add_argument(
+        "--estimates", help="CSV of estimates from elsewhere (term, estimate, se[, ci_low, ci_high])"
+    )
+    c.add_argument("--out", help="write the table as CSV")
+
+    r = sub.add_parser("report", help="HTML + Markdown report of saved fits")
+    r.add_argument("fits", nargs="+")
+    r.add_argument("--out", required=True, help="report folder")
+    r.add_argument("--real", action="store_true", help="data are real UKHLS: suppress small LAs")
+    r.add_argument("--min-cell", type=int, default=10)
+    r.add_argument("--no-lme4", action="store_true")
+    return parser
+
+
+def _cmd_main(a: argparse.Namespace) -> int:
+    from analysis.main_job import RunSettings, run_main
+
+    settings = RunSettings(
+        release=a.release,
+        n=a.n,
+        seed=a.data_seed,
+        chains=a.chains,
+        draws=a.draws,
+        tune=a.tune,
+        fit_seed=a.seed,
+        out=a.out,
+        compare_lme4=not a.no_lme4,
+        min_cell=a.min_cell,
+    )
+    if a.quick:
+        settings.n, settings.chains, settings.draws, settings.tune = min(a.n, 4000), 2, 200, 300
+    run_main(settings)
+    return 0
+
+
+def _cmd_simulate(a: argparse.Namespace) -> int:
+    from data.synthetic import generate_release
+
+    path = generate_release(a.out, n=a.n, seed=a.seed, layout=a.layout)
+    print(f"synthetic release with n={a.n}, seed={a.seed} written to {path} (truth in truth.json)")
+    return 0
+
+
+def _cmd_prepare(a: argparse.Namespace) -> int:
+    from data.prepare import prepare
+
+    table, audit = prepare(a.release, n=a.n, seed=a.seed)
+    print(audit)
+    if a.save:
+        out = Path(a.save)
+        if out.suffix == ".parquet":
+            table.to_parquet(out)
+        else:
+            table.to_csv(out, index=False)
+        print(f"analysis table ({len(table)} rows) written to {out}")
+    return 0
+
+
+def _read_csv(path: str) -> pd.DataFrame:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"data file {p} does not exist")
+    try:
+        df = pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{p}: the file is empty") from None
+    if df.empty:
+        raise DataError(f"{p}: the file has a header but no rows")
+    return df
+
+
+def _cmd_fit(a: argparse.Namespace) -> int:
+    from models import fit
+
+    priors = {}
+    for item in a.prior:
+        if "=" not in item:
+            raise PriorError(f"--prior {item!r}: write NAME=DIST, e.g. sd_lad=exponential(2)")
+        k, v = item.split("=", 1)
+        priors[k.strip()] = v.strip()
+    df = _read_csv(a.data)
+    f = fit(
+        a.formula,
+        df,
+        priors=priors or None,
+        centered=a.centered,
+        sampler=a.sampler,
+        chains=a.chains,
+        draws=a.draws,
+        tune=a.tune,
+        seed=a.seed,
+    )
+    f.save(a.out)
+    print(f)
+    print(f"\nfit saved to {a.out}")
+    return 0 if f.converged else 3
+
+
+def _cmd_summarise(a: argparse.Namespace) -> int:
+    import warnings
+
+    from models import load_fit
+
+    f = load_fit(a.fit)
+    f.accept_failed = a.accept_failed or f.accept_failed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = f.summary(prob=a.prob, ci_kind="hdi" if a.hdi else "eti")
+    print(f.headline)
+    print(f"formula: {f.md.formula}; rows used {f.md.n_obs} of {f.md.n_input}")
+    print(f"intervals: {table.attrs['interval']}")
+    print(table.to_string())
+    return 0
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from analysis import compare
+    from models import load_fit
+
+    f = load_fit(a.fit)
+    if a.estimates:
+        from analysis.lme4 import estimates_from_csv
+
+        table = compare.side_by_side(f, estimates_from_csv(a.estimates))
+    else:
+        table = compare.compare_with_lme4(f)
+    print(f.headline)
+    print(table if isinstance(table, str) else table.to_string())
+    if a.out and not isinstance(table, str):
+        table.to_csv(a.out)
+    return 0
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from analysis.report import write_report
+    from models import load_fit
+
+    fits = {Path(p).stem: load_fit(p) for p in a.fits}
+    glmer = None
+    if not a.no_lme4:
+        from analysis.main_job import _glmer_or_note
+
+        glmer = {name: _glmer_or_note(f) for name, f in fits.items()}
+    html, md = write_report(fits, a.out, glmer=glmer, synthetic=not a.real, min_cell=a.min_cell)
+    print(f"report written: {html} and {md}")
+    return 0
+
+
+COMMANDS = {
+    "main": _cmd_main,
+    "simulate": _cmd_simulate,
+    "prepare": _cmd_prepare,
+    "fit": _cmd_fit,
+    "summarise": _cmd_summarise,
+    "compare": _cmd_compare,
+    "report": _cmd_report,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sameplace`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
