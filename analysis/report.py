@@ -1,0 +1,727 @@
+"""One report for one or more fits: a self-contained HTML file (inline CSS, figures embedded
+as base64 PNG) and a Markdown version (figures as relative PNG links), written together.
+
+For each fit, in order: the convergence verdict (first line; red when the fit failed), the
+formula, rows used and dropped with reasons, priors, fixed effects as odds ratios (ETI and
+HDI), VPC / MOR / IOR, varying slopes, LA effects (caterpillar), conditional effects for
+every cross-level interaction, probability statements (when asked), the lme4 side by side
+(or why it is missing) with the shrinkage plot, PAV calibration, and recovery of known
+values when a truth is given. Before the fits: a synthetic-data banner (when synthetic),
+the disclosure-control statement, the data audit and a PSIS-LOO comparison of fits to the
+same data.
+
+Disclosure control (`analysis.disclosure`): with real data (``synthetic=False``) every
+LA-level table, CSV and figure omits LAs with fewer than ``min_cell`` respondents.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from analysis import figures, summaries
+from analysis.compare import SideBySide, compare_with_lme4, shrinkage_table, side_by_side
+from analysis.disclosure import DisclosurePolicy
+from analysis.lme4 import GlmerResult
+from models.fitting import ConvergenceWarning, Fit
+
+__all__ = ["write_report"]
+
+SYNTHETIC_BANNER = "SYNTHETIC DATA - these results come from simulated data, not from real survey responses."
+
+
+# --------------------------------------------------------------------------- document model
+
+
+@dataclass
+class _Doc:
+    """A flat list of blocks rendered to both HTML and Markdown."""
+
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", (level, text, _slug(text))))
+
+    def p(self, text: str, cls: str = "") -> None:
+        self.blocks.append(("p", (text, cls)))
+
+    def code(self, text: str) -> None:
+        self.blocks.append(("code", text))
+
+    def items(self, lines: Sequence[str], cls: str = "") -> None:
+        if lines:
+            self.blocks.append(("ul", (list(lines), cls)))
+
+    def table(
+        self, df: pd.DataFrame, caption: str = "", *, collapsed: bool = False, csv: str | None = None
+    ) -> None:
+        self.blocks.append(("table", (df, caption, collapsed, csv)))
+
+    def figure(self, path: Path, caption: str) -> None:
+        self.blocks.append(("figure", (path, caption)))
+
+    def extend(self, other: _Doc) -> None:
+        self.blocks.extend(other.blocks)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "section"
+
+
+_LABEL = re.compile(r"(eti|hdi|ci|wald)(\d+(?:\.\d+)?)_(low|high)")
+
+
+def pretty_column(name: str) -> str:
+    """Readable column header that keeps the interval kind and probability.
+
+    ``or_eti95_low`` -> ``OR 95% ETI low``; ``p_or_gt_1`` -> ``P(OR > 1)``.
+    """
+    special = {
+        "p_or_gt_1": "P(OR > 1)",
+        "p_gt_0": "P(> 0)",
+        "diff_in_se": "difference (SE units)",
+        "sd_over_se": "posterior SD / SE",
+        "n": "n",
+    }
+    if name in special:
+        return special[name]
+    text = _LABEL.sub(lambda m: f"{m.group(2)}% {m.group(1).upper()} {m.group(3)}", name)
+    for a, b in (
+        ("log_odds_", "log-odds "),
+        ("or_", "OR "),
+        ("post_", "posterior "),
+        ("ref_", "reference "),
+        ("ame_", "AME "),
+        ("p_", "P "),
+    ):
+        if text.startswith(a):
+            text = b + text[len(a) :]
+    return text.replace("_", " ")
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer):
+        return f"{int(v):,}" if abs(int(v)) >= 10000 else str(int(v))
+    if isinstance(v, float | np.floating):
+        v = float(v)
+        if v != 0 and abs(v) < 0.001:
+            return f"{v:.1e}"
+        return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3f}"
+    return str(v)
+
+
+def _rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = [pretty_column(str(c)) for c in df.columns]
+    body = [[_fmt(v) for v in row] for row in df.itertuples(index=False, name=None)]
+    return header, body
+
+
+# --------------------------------------------------------------------------- rendering
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,'DejaVu Sans',Arial,sans-serif;max-width:1180px;
+margin:0 auto;padding:0 24px 60px;color:#1b1b1b;line-height:1.45;font-size:16px}
+h1{font-size:30px;margin:26px 0 6px}h2{font-size:24px;margin:38px 0 8px;border-bottom:2px solid #1f4e79;
+padding-bottom:4px}h3{font-size:19px;margin:24px 0 6px;color:#1f4e79}
+.synthetic{background:#fff3cd;border:2px solid #b00000;color:#b00000;font-weight:700;padding:10px 14px;
+margin:12px 0;font-size:17px}
+.fail{color:#b00000;font-weight:700;font-size:18px;border-left:6px solid #b00000;padding:6px 10px;
+background:#fdecea}
+.ok{color:#1b6e20;font-weight:700;font-size:17px;border-left:6px solid #1b6e20;padding:6px 10px;
+background:#edf7ed}
+.note{color:#444;font-size:14.5px}.flag{color:#8a4b00}
+.disclosure{border:1px solid #1f4e79;background:#eef4fa;padding:8px 12px}
+table{border-collapse:collapse;font-size:13.5px;margin:6px 0 4px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}
+th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll{overflow-x:auto;max-width:100%}.caption{font-size:14px;color:#333;margin:2px 0 14px}
+figure{margin:12px 0 18px}figure img{max-width:min(100%,1000px);border:1px solid #ddd}
+figcaption{font-size:14px;color:#333}pre,code{font-size:13px;background:#f6f8fa}
+pre{padding:8px;overflow-x:auto}details summary{cursor:pointer;color:#1f4e79}
+"""
+
+_HTML = jinja2.Environment(autoescape=True).from_string(
+    """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>{{ css }}</style></head><body>
+{% for kind, b in blocks %}
+{%- if kind == "h" %}<h{{ b[0] }} id="{{ b[2] }}">{{ b[1] }}</h{{ b[0] }}>
+{%- elif kind == "p" %}<p{% if b[1] %} class="{{ b[1] }}"{% endif %}>{{ b[0] }}</p>
+{%- elif kind == "code" %}<pre>{{ b }}</pre>
+{%- elif kind == "ul" %}<ul{% if b[1] %} class="{{ b[1] }}"{% endif %}>
+{%- for x in b[0] %}<li>{{ x }}</li>{% endfor %}</ul>
+{%- elif kind == "table" %}
+{%- if b.collapsed %}<details><summary>{{ b.caption }} ({{ b.body|length }} rows)</summary>{% endif %}
+<div class="scroll"><table><thead><tr>{% for c in b.header %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+{%- for r in b.body %}<tr>
+{%- for v, num in r %}<td{% if num %} class="num"{% endif %}>{{ v }}</td>{% endfor %}</tr>
+{%- endfor %}</tbody></table></div>
+{%- if b.collapsed %}</details>
+{%- elif b.caption %}<p class="caption">{{ b.caption }}</p>{% endif %}
+{%- elif kind == "figure" %}<figure><img alt="{{ b.caption }}" src="data:image/png;base64,{{ b.data }}">
+<figcaption>{{ b.caption }}</figcaption></figure>
+{%- endif %}
+{% endfor %}
+</body></html>
+"""
+)
+
+
+def _render_html(doc: _Doc, title: str) -> str:
+    blocks = []
+    for kind, b in doc.blocks:
+        if kind == "table":
+            df, caption, collapsed, _csv = b
+            header, body = _rows(df)
+            numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+            body = [list(zip(r, numeric, strict=True)) for r in body]
+            blocks.append(
+                (kind, {"header": header, "body": body, "caption": caption, "collapsed": collapsed})
+            )
+        elif kind == "figure":
+            path, caption = b
+            data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+            blocks.append((kind, {"data": data, "caption": caption}))
+        else:
+            blocks.append((kind, b))
+    return _HTML.render(blocks=blocks, title=title, css=_CSS)
+
+
+def _md_cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _render_md(doc: _Doc, out_dir: Path) -> str:
+    out: list[str] = []
+    for kind, b in doc.blocks:
+        if kind == "h":
+            out.append(f"{'#' * b[0]} {b[1]}\n")
+        elif kind == "p":
+            text = b[0]
+            out.append(f"**{text}**\n" if b[1] in ("fail", "ok", "synthetic") else f"{text}\n")
+        elif kind == "code":
+            out.append(f"```\n{b}\n```\n")
+        elif kind == "ul":
+            out.append("\n".join(f"- {x}" for x in b[0]) + "\n")
+        elif kind == "table":
+            df, caption, collapsed, csv = b
+            if collapsed and csv:
+                out.append(f"{caption}: [{len(df)} rows in {csv}]({csv})\n")
+                continue
+            header, body = _rows(df)
+            lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in body]
+            out.append("\n".join(lines) + "\n")
+            if caption:
+                out.append(f"*{caption}*\n")
+        elif kind == "figure":
+            path, caption = b
+            rel = Path(path).relative_to(out_dir).as_posix()
+            out.append(f"![{caption}]({rel})\n\n*{caption}*\n")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class _Ctx:
+    out_dir: Path
+    fig_dir: Path
+    synthetic: bool
+    policy: DisclosurePolicy
+    la_names: Mapping[str, str] | None
+    prob: float
+    group: str
+
+    def caption(self, text: str) -> str:
+        return f"Synthetic data. {text}" if self.synthetic else text
+
+    def fig(self, slug: str, kind: str) -> Path:
+        return self.fig_dir / f"{slug}_{kind}.png"
+
+
+def _safe(doc: _Doc, what: str, fn: Callable[[], None]) -> None:
+    """Run one section; on error, say so in the report and go on."""
+    try:
+        fn()
+    except Exception as exc:  # one failed section must not lose the rest of the report
+        warnings.warn(f"report section '{what}' failed: {exc!r}", stacklevel=2)
+        doc.p(f"{what}: could not be computed ({type(exc).__name__}: {exc}).", "flag")
+
+
+def _ival(prob: float, kind: str = "eti") -> str:
+    return summaries.describe_interval(kind, prob)
+
+
+def _group_of(fit: Fit, group: str) -> str | None:
+    for b in fit.md.blocks:
+        if group in (b.name, b.factor):
+            return b.factor
+    return fit.md.blocks[0].factor if fit.md.blocks else None
+
+
+def _unit(group: str) -> str:
+    return "LA" if group == "lad" else group
+
+
+def _overview(doc: _Doc, fit: Fit, ctx: _Ctx) -> None:
+    md = fit.md
+    doc.p(f"Outcome: {md.response} ({md.family}); formula:")
+    doc.code(md.formula)
+    s = fit.settings
+    doc.p(
+        f"Sampler {s.get('sampler')}: {s.get('chains')} chains x {s.get('draws')} draws after "
+        f"{s.get('tune')} tuning steps, seed {s.get('seed')}, target acceptance {s.get('target_accept')}, "
+        f"{'centred' if s.get('centered') else 'non-centred'} group effects.",
+        "note",
+    )
+    doc.h(3, "Rows used")
+    doc.table(md.drop_table(), "Rows in, rows dropped (with the reason), rows used.")
+    doc.h(3, "Priors")
+    pri = pd.DataFrame({"parameter": list(fit.priors), "prior": [str(p) for p in fit.priors.values()]})
+    doc.table(pri, "Priors used (log-odds scale; b priors are scaled by each predictor's SD).")
+
+
+def _fixed_section(doc: _Doc, fit: Fit, ctx: _Ctx, slug: str, name: str) -> None:
+    p = ctx.prob
+    fe = summaries.fixed_effects(fit, p)
+    lo, hi = summaries.interval_columns("eti", p, "or_")
+    hlo, hhi = summaries.interval_columns("hdi", p, "or_")
+    cols = ["term", "or_median", lo, hi, hlo, hhi, "p_or_gt_1", "log_odds_mean", "log_odds_sd"]
+    doc.h(3, "Fixed effects (odds ratios)")
+    doc.table(
+        fe[cols],
+        f"Odds ratio = exp(log-odds coefficient): posterior median, {_ival(p)} and {_ival(p, 'hdi')} "
+        "(the HDI is computed on the log-odds scale); P(OR > 1) is the posterior probability of a positive "
+        "association. The Intercept row is the odds when every predictor is 0.",
+    )
+    if (fe["term"] != "Intercept").any():
+        path = figures.forest_plot(fe, ctx.fig(slug, "forest"), synthetic=ctx.synthetic, title=name)
+        doc.figure(path, ctx.caption(f"Fixed-effect odds ratios of {name}, with the {_ival(p)}."))
+
+
+def _variance_section(doc: _Doc, fit: Fit, ctx: _Ctx, group: str) -> None:
+    p = ctx.prob
+    vp = summaries.variance_partition(fit, group, prob=p)
+    lo, hi = summaries.interval_columns("eti", p)
+    doc.h(3, f"How much {_unit(group)}s differ: VPC, MOR and IOR")
+    doc.table(
+        vp[["quantity", "term", "mean", lo, hi, "note"]],
+        f"Posterior mean and {_ival(p)} of each quantity, computed draw by draw. VPC: share of the latent "
+        "(log-odds) variance between areas. MOR: median odds ratio between two people with the same "
+        "characteristics in two random areas. IOR-80: middle 80% of area-to-area odds ratios for a one-unit "
+        "difference in an area-level predictor; an IOR containing 1 means the predictor explains little "
+        "compared with the unexplained area variation (Larsen & Merlo 2005).",
+    )
+
+
+def _slopes_section(doc: _Doc, fit: Fit, ctx: _Ctx, group: str, slug: str) -> None:
+    if not any(t != "Intercept" for b in fit.md.blocks if b.factor == group for t in b.terms):
+        return
+    p = ctx.prob
+    vs = summaries.varying_slopes(fit, group, prob=p, names=ctx.la_names)
+    lo, hi = summaries.interval_columns("eti", p)
+    doc.h(3, "Varying slopes (different people, same place)")
+    doc.table(
+        vs.sd[["term", "mean", lo, hi]],
+        f"SD of each varying effect across {_unit(group)}s (log-odds), posterior mean and {_ival(p)}.",
+    )
+    if len(vs.cor):
+        doc.table(
+            vs.cor[["term1", "term2", "mean", lo, hi, "p_gt_0"]],
+            f"Correlations between varying effects (upper triangle), posterior mean and {_ival(p)}.",
+        )
+    slopes = ctx.policy.apply(vs.slopes, group=group)
+    for term in slopes["term"].unique() if len(slopes) else []:
+        part = slopes[slopes.term == term]
+        path = figures.varying_slopes_plot(
+            part, ctx.fig(slug, f"slopes_{_slug(term)}"), synthetic=ctx.synthetic, unit=_unit(group)
+        )
+        how = part["includes"].iloc[0]
+        doc.figure(
+            path,
+            ctx.caption(
+                f"Each {_unit(group)}'s slope of {term} ({how}) as an odds ratio per unit, "
+                f"posterior median and {_ival(p)}. {_suppressed(slopes)}"
+            ),
+        )
+    _level_table(doc, slopes, ctx, slug, "slopes", f"Every {_unit(group)}'s slope")
+
+
+def _suppressed(table: pd.DataFrame) -> str:
+    note = table.attrs.get("suppression_note")
+    return note or ""
+
+
+def _level_table(doc: _Doc, table: pd.DataFrame, ctx: _Ctx, slug: str, kind: str, caption: str) -> None:
+    """Full level table: CSV next to the report, collapsed table in the HTML."""
+    csv = f"{slug}_{kind}.csv"
+    table.to_csv(ctx.out_dir / csv, index=False)
+    cols = [c for c in table.columns if c not in ("includes", "rank", "term")]
+    doc.table(
+        table[cols], f"{ctx.caption(caption)} ({_ival(ctx.prob)}; also in {csv})", collapsed=True, csv=csv
+    )
+
+
+def _groups_section(doc: _Doc, fit: Fit, ctx: _Ctx, group: str, slug: str) -> None:
+    p = ctx.prob
+    ge = summaries.group_effects(fit, group, "Intercept", names=ctx.la_names, prob=p)
+    ge = ctx.policy.apply(ge, group=group)
+    unit = _unit(group)
+    doc.h(3, f"{unit} effects")
+    path = figures.caterpillar_plot(ge, ctx.fig(slug, "caterpillar"), synthetic=ctx.synthetic, unit=unit)
+    doc.figure(
+        path,
+        ctx.caption(
+            f"Each {unit}'s odds ratio against the average {unit} (same person, other {unit}), "
+            f"posterior median and {_ival(p)}, ranked. {_suppressed(ge)}"
+        ),
+    )
+    _level_table(doc, ge.sort_values("rank"), ctx, slug, "la_effects", f"Every {unit}'s effect")
+
+
+def _conditional_section(doc: _Doc, fit: Fit, ctx: _Ctx, group: str, slug: str, outcome: str) -> None:
+    inter = summaries.cross_level_interactions(fit, group)
+    if not inter:
+        return
+    doc.h(3, "Conditional effects of cross-level interactions")
+    for term, area, indiv in inter:
+        ce = summaries.conditional_effects(fit, area, indiv, prob=ctx.prob)
+        path = figures.conditional_effects_plot(
+            ce, ctx.fig(slug, f"cond_{_slug(term)}"), synthetic=ctx.synthetic, title=term, outcome=outcome
+        )
+        doc.figure(
+            path,
+            ctx.caption(
+                f"Predicted probability of {outcome} across {area} ({ce.attrs['range']}) for values "
+                f"of {indiv}; posterior mean and {_ival(ctx.prob)}; other predictors at their means, "
+                f"{_unit(group)} effects at zero."
+            ),
+        )
+        uniq = np.sort(ce[area].unique())
+        pts = [uniq[0], uniq[len(uniq) // 2], uniq[-1]]
+        lo, hi = summaries.interval_columns("eti", ctx.prob, "p_")
+        doc.table(
+            ce[ce[area].isin(pts)][[area, indiv, "p_mean", lo, hi]],
+            f"Predicted probabilities at the low, middle and high values of {area} ({_ival(ctx.prob)}).",
+        )
+
+
+def _statements_section(doc: _Doc, fit: Fit, ctx: _Ctx, statements: Sequence[Any]) -> None:
+    tab = summaries.probability_statements(fit, statements, prob=ctx.prob)
+    lo, hi = summaries.interval_columns("eti", ctx.prob, "diff_")
+    doc.h(3, "Probability statements")
+    doc.table(
+        tab[["statement", "probability", "diff_mean", lo, hi]],
+        f"Posterior probability of each statement about coefficients (log-odds), with the "
+        f"{_ival(ctx.prob)} of the difference.",
+    )
+
+
+def _lme4_section(doc: _Doc, fit: Fit, ctx: _Ctx, ref: Any, group: str | None, slug: str) -> None:
+    p = ctx.prob
+    doc.h(3, "Frequentist reference (lme4 glmer)")
+    if ref is None:
+        doc.p("lme4 comparison not run (pass glmer= or run_lme4=True to write_report).", "note")
+        sbs = None
+    elif isinstance(ref, SideBySide):
+        sbs = ref
+    else:
+        sbs = side_by_side(fit, ref, prob=p)
+    glmer_res = None
+    if sbs is not None:
+        if not sbs.available:
+            doc.p(sbs.note, "fail")
+        else:
+            doc.p(sbs.note, "note")
+            doc.items(sbs.flags, "flag")
+            lo, hi = summaries.interval_columns("eti", p, "post_")
+            cols = [
+                "parameter",
+                "ref_estimate",
+                "ref_se",
+                "ref_ci95_low",
+                "ref_ci95_high",
+                "post_mean",
+                "post_sd",
+                lo,
+                hi,
+                "diff_in_se",
+                "sd_over_se",
+                "note",
+            ]
+            doc.table(
+                sbs.table[cols],
+                f"{sbs.table.attrs.get('interval', '')}. Difference in SE units = "
+                "(posterior mean - estimate) / SE. Log-odds scale; sd and cor rows are the group "
+                "standard deviations and correlations.",
+            )
+            glmer_res = sbs.glmer
+    if group is None:
+        return
+    shr = shrinkage_table(fit, glmer_res, group, names=ctx.la_names, prob=p)
+    shr = ctx.policy.apply(shr, group=group)
+    path = figures.shrinkage_plot(shr, ctx.fig(slug, "shrinkage"), synthetic=ctx.synthetic, unit=_unit(group))
+    doc.figure(
+        path,
+        ctx.caption(
+            f"Shrinkage: each {_unit(group)}'s own (no-pooling) log-odds, "
+            f"{'the glmer conditional mode, ' if glmer_res is not None else ''}and the posterior mean, "
+            f"against its number of respondents. {_suppressed(shr)}"
+        ),
+    )
+    _level_table(doc, shr, ctx, slug, "shrinkage", f"Shrinkage of every {_unit(group)}")
+
+
+def _calibration_section(doc: _Doc, fit: Fit, ctx: _Ctx, slug: str) -> None:
+    cal = summaries.calibration(fit, prob=ctx.prob, figure=False)
+    path = figures.calibration_plot(cal, ctx.fig(slug, "calibration"), synthetic=ctx.synthetic)
+    doc.h(3, "Calibration")
+    a = cal.table.attrs
+    doc.p(
+        f"Mean predicted probability {a['mean_predicted']:.3f}, observed rate {a['observed_rate']:.3f}; "
+        f"{100 * a['share_outside_band']:.0f}% of the PAV curve lies outside the {100 * ctx.prob:g}% "
+        "consistency band.",
+        "note",
+    )
+    doc.figure(
+        path,
+        ctx.caption(
+            f"PAV-adjusted calibration on the rows used, with the {100 * ctx.prob:g}% "
+            "consistency band of outcomes replicated from the model."
+        ),
+    )
+    doc.table(cal.table, f"By decile of predicted probability; band: {cal.table.attrs['interval']}.")
+
+
+def _recovery_section(doc: _Doc, fit: Fit, ctx: _Ctx, truth: Any) -> None:
+    rec = summaries.recovery(fit, truth, prob=ctx.prob)
+    lo, hi = summaries.interval_columns("eti", ctx.prob)
+    doc.h(3, "Recovery of the known (simulated) values")
+    n_in = int((rec.covered == "yes").sum())
+    n_all = int(rec.covered.isin(["yes", "no"]).sum())
+    doc.p(f"{n_in} of {n_all} true values lie inside their {_ival(ctx.prob)}.", "note")
+    doc.table(
+        rec[["parameter", "true", "mean", lo, hi, "covered"]],
+        f"True value, posterior mean and {_ival(ctx.prob)}; covered = the interval contains the truth.",
+    )
+
+
+def _fit_section(
+    name: str, fit: Fit, ctx: _Ctx, ref: Any, truth: Any, statements: Sequence[Any] | None
+) -> _Doc:
+    doc = _Doc()
+    slug = _slug(name)
+    doc.h(2, f"Model: {name}{' (synthetic data)' if ctx.synthetic else ''}")
+    doc.p(fit.headline, "ok" if fit.converged else "fail")
+    if not fit.converged:
+        doc.p("The convergence checks failed: the numbers below are shown for diagnosis only.", "fail")
+    group = _group_of(fit, ctx.group)
+    _safe(doc, "overview", lambda: _overview(doc, fit, ctx))
+    _safe(doc, "fixed effects", lambda: _fixed_section(doc, fit, ctx, slug, name))
+    if group is not None:
+        if any("Intercept" in b.terms for b in fit.md.blocks if b.factor == group):
+            _safe(doc, "variance partition", lambda: _variance_section(doc, fit, ctx, group))
+            _safe(doc, "group effects", lambda: _groups_section(doc, fit, ctx, group, slug))
+        _safe(doc, "varying slopes", lambda: _slopes_section(doc, fit, ctx, group, slug))
+        _safe(
+            doc,
+            "conditional effects",
+            lambda: _conditional_section(doc, fit, ctx, group, slug, fit.md.response),
+        )
+    if statements:
+        _safe(doc, "probability statements", lambda: _statements_section(doc, fit, ctx, statements))
+    _safe(doc, "lme4 comparison", lambda: _lme4_section(doc, fit, ctx, ref, group, slug))
+    _safe(doc, "calibration", lambda: _calibration_section(doc, fit, ctx, slug))
+    if truth is not None:
+        _safe(doc, "recovery", lambda: _recovery_section(doc, fit, ctx, truth))
+    return doc
+
+
+def _comparison_section(doc: _Doc, fits: Mapping[str, Fit]) -> None:
+    groups: dict[tuple, list[str]] = {}
+    for name, f in fits.items():
+        key = (f.md.response, f.md.n_obs, hash(np.asarray(f.md.y).tobytes()))
+        groups.setdefault(key, []).append(name)
+    sets = [names for names in groups.values() if len(names) > 1]
+    if not sets:
+        return
+    doc.h(2, "Model comparison (PSIS-LOO)")
+    for names in sets:
+
+        def run(names: list[str] = names) -> None:
+            cmp = summaries.compare_models({n: fits[n] for n in names})
+            doc.items(cmp.notes, "flag")
+            cols = [c for c in ("rank", "elpd", "se", "elpd_diff", "dse", "p", "weight") if c in cmp.table]
+            doc.table(
+                cmp.table[cols].reset_index(),
+                "Expected log predictive density (higher is better), its "
+                "standard error, difference from the best model and its SE, effective number of "
+                "parameters p, stacking weight.",
+            )
+            doc.table(
+                cmp.pareto, "Pareto k diagnostics: observations above the threshold make PSIS-LOO unreliable."
+            )
+
+        _safe(doc, f"LOO comparison of {', '.join(names)}", run)
+
+
+def _audit_section(doc: _Doc, audit: Any) -> None:
+    doc.h(2, "Data audit")
+    doc.code(str(audit))
+    if hasattr(audit, "to_frame"):
+        frame = audit.to_frame()
+        if isinstance(frame, pd.DataFrame) and len(frame):
+            doc.table(frame.reset_index() if frame.index.name else frame, "Audit of the input rows.")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def write_report(
+    fits: Mapping[str, Fit],
+    out_dir: str | Path,
+    *,
+    synthetic: bool,
+    audit: Any = None,
+    glmer: Mapping[str, GlmerResult | SideBySide | pd.DataFrame] | None = None,
+    run_lme4: bool = False,
+    truth: Mapping[str, Any] | None = None,
+    la_names: Mapping[str, str] | None = None,
+    min_cell: int = 10,
+    title: str = "Different People, Same Place: Bayesian multilevel models of wellbeing",
+    group: str = "lad",
+    prob: float = 0.95,
+    statements: Mapping[str, Sequence[Any]] | None = None,
+    loo: bool = True,
+    basename: str = "report",
+) -> tuple[Path, Path]:
+    """Write the HTML and Markdown report of one or more fits.
+
+    Parameters
+    ----------
+    fits : mapping of str to models.Fit
+        Fits by name (the name heads each section).
+    out_dir : path
+        Directory for ``report.html``, ``report.md``, ``figures/*.png`` and LA-level CSVs.
+    synthetic : bool
+        Whether the data are synthetic (required: it switches the synthetic marking on, and
+        disclosure control off).
+    audit : object, optional
+        Data audit (``str()`` and optional ``to_frame()``), e.g. from `data.prepare.prepare`.
+    glmer : mapping, optional
+        By fit name: a `GlmerResult`, a `compare.SideBySide`, or a fixed-effects table from
+        `analysis.lme4.estimates_from_csv`.
+    run_lme4 : bool
+        Run glmer (`compare.compare_with_lme4`) for fits without an entry in ``glmer``; when
+        R is missing the report says so.
+    truth : mapping, optional
+        By fit name: true values (see `summaries.recovery`); adds a recovery table.
+    la_names : mapping, optional
+        LA code -> LA name, for LA-level tables and figures.
+    min_cell : int
+        With real data, LAs with fewer respondents are suppressed everywhere.
+    title : str
+        Report title.
+    group : str
+        Grouping factor of the area effects.
+    prob : float
+        Probability of every interval (default 0.95).
+    statements : mapping, optional
+        By fit name: probability statements (see `summaries.probability_statements`).
+    loo : bool
+        Compare fits of the same rows by PSIS-LOO (memory: draws x rows per fit).
+    basename : str
+        File name stem.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The HTML and Markdown files.
+    """
+    if not fits:
+        raise ValueError("write_report needs at least one fit")
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    policy = DisclosurePolicy(synthetic=bool(synthetic), k=int(min_cell))
+    ctx = _Ctx(out_dir, fig_dir, bool(synthetic), policy, la_names, prob, group)
+    glmer = dict(glmer or {})
+    truth = dict(truth or {})
+    statements = dict(statements or {})
+
+    body = _Doc()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for name, f in fits.items():
+            ref = glmer.get(name)
+            if ref is None and run_lme4:
+                ref = compare_with_lme4(f, prob=prob)
+            body.extend(_fit_section(name, f, ctx, ref, truth.get(name), statements.get(name)))
+        comparison = _Doc()
+        if loo:
+            _comparison_section(comparison, fits)
+
+    doc = _Doc()
+    full_title = f"{title}{' (SYNTHETIC DATA)' if synthetic else ''}"
+    doc.h(1, full_title)
+    if synthetic:
+        doc.p(SYNTHETIC_BANNER, "synthetic")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    doc.p(
+        f"Generated {stamp}. Every interval is labelled with its kind and probability: ETI = equal-tailed "
+        f"interval, HDI = highest-density interval (posterior); CI = frequentist confidence interval.",
+        "note",
+    )
+    verdicts = pd.DataFrame(
+        {
+            "model": list(fits),
+            "outcome": [f.md.response for f in fits.values()],
+            "rows used": [f.md.n_obs for f in fits.values()],
+            "verdict": [f.headline for f in fits.values()],
+        }
+    )
+    doc.h(2, "Models in this report")
+    doc.table(verdicts, "Convergence verdict of each fit (details first in each model's section).")
+    failed = [n for n, f in fits.items() if not f.converged]
+    if failed:
+        doc.p(f"NOT CONVERGED: {', '.join(failed)} - do not interpret those results.", "fail")
+    doc.h(2, "Disclosure control")
+    unit = _unit(group)
+    if synthetic:
+        doc.p(policy.note(unit, group), "disclosure")
+    else:
+        groups_seen = {_group_of(f, group) for f in fits.values()} - {None}
+        lines = [policy.note(_unit(g), g) for g in sorted(groups_seen)] or [policy.note(unit, group)]
+        doc.p(
+            f"Real data: {unit}-level outputs omit {unit}s with fewer than {min_cell} respondents. "
+            + " ".join(lines),
+            "disclosure",
+        )
+    if audit is not None:
+        _audit_section(doc, audit)
+    doc.extend(comparison)
+    doc.extend(body)
+    if synthetic:
+        doc.p(SYNTHETIC_BANNER, "synthetic")
+
+    html_path = out_dir / f"{basename}.html"
+    md_path = out_dir / f"{basename}.md"
+    html_path.write_text(_render_html(doc, full_title), encoding="utf-8")
+    md_path.write_text(_render_md(doc, out_dir), encoding="utf-8")
+    return html_path, md_path
