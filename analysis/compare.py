@@ -295,6 +295,9 @@ def compare_with_lme4(
     -------
     SideBySide
     """
+    if not fit.md.blocks:
+        note = "lme4 comparison skipped: the model has no group effects (glmer needs at least one)"
+        return SideBySide(table=_empty(prob), available=False, note=note)
     ok, msg = lme4.r_available()
     if not ok:
         return SideBySide(table=_empty(prob), available=False, note=f"R/lme4 not available: {msg}")

@@ -289,7 +289,7 @@ def caterpillar_plot(
         return save(fig, path)
 
     k = min(label_n, n // 2)
-    fig = _new_figure(14, 8)
+    fig = _new_figure(13, 8)
     gs = fig.add_gridspec(1, 2, width_ratios=[1.1, 1])
     ax = fig.add_subplot(gs[0])
     rank = np.arange(1, n + 1)

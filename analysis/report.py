@@ -81,31 +81,56 @@ def _slug(text: str) -> str:
 _LABEL = re.compile(r"(eti|hdi|ci|wald)(\d+(?:\.\d+)?)_(low|high)")
 
 
+_STAT_COLUMNS = {
+    "raw_rate",
+    "no_pooling",
+    "posterior_mean",
+    "mean_predicted",
+    "observed_rate",
+    "cep_mean",
+    "band_low",
+    "band_high",
+    "n_rows",
+    "n_obs",
+    "k_threshold",
+    "n_k_above_threshold",
+    "n_k_above_1",
+    "max_k",
+    "elpd_diff",
+}
+_PREFIXES = (
+    ("log_odds_", "log-odds "),
+    ("or_", "OR "),
+    ("post_", "posterior "),
+    ("ref_", "reference "),
+    ("ame_", "AME "),
+    ("p_", "P "),
+    ("diff_", "difference "),
+)
+
+
 def pretty_column(name: str) -> str:
     """Readable column header that keeps the interval kind and probability.
 
-    ``or_eti95_low`` -> ``OR 95% ETI low``; ``p_or_gt_1`` -> ``P(OR > 1)``.
+    ``or_eti95_low`` -> ``OR 95% ETI low``; ``p_or_gt_1`` -> ``P(OR > 1)``. Names that are
+    not statistics this package makes (variables such as ``area_soc``) are left unchanged.
     """
     special = {
         "p_or_gt_1": "P(OR > 1)",
         "p_gt_0": "P(> 0)",
         "diff_in_se": "difference (SE units)",
         "sd_over_se": "posterior SD / SE",
-        "n": "n",
     }
     if name in special:
         return special[name]
+    known = _LABEL.search(name) or name in _STAT_COLUMNS or name.startswith(tuple(a for a, _ in _PREFIXES))
+    if not known:
+        return name
     text = _LABEL.sub(lambda m: f"{m.group(2)}% {m.group(1).upper()} {m.group(3)}", name)
-    for a, b in (
-        ("log_odds_", "log-odds "),
-        ("or_", "OR "),
-        ("post_", "posterior "),
-        ("ref_", "reference "),
-        ("ame_", "AME "),
-        ("p_", "P "),
-    ):
+    for a, b in _PREFIXES:
         if text.startswith(a):
             text = b + text[len(a) :]
+            break
     return text.replace("_", " ")
 
 
@@ -147,9 +172,9 @@ background:#edf7ed}
 .disclosure{border:1px solid #1f4e79;background:#eef4fa;padding:8px 12px}
 table{border-collapse:collapse;font-size:13.5px;margin:6px 0 4px}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}
-th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef2f6;white-space:normal;vertical-align:bottom;min-width:48px}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{overflow-x:auto;max-width:100%}.caption{font-size:14px;color:#333;margin:2px 0 14px}
-figure{margin:12px 0 18px}figure img{max-width:min(100%,1000px);border:1px solid #ddd}
+figure{margin:12px 0 18px}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:14px;color:#333}pre,code{font-size:13px;background:#f6f8fa}
 pre{padding:8px;overflow-x:auto}details summary{cursor:pointer;color:#1f4e79}
 """
@@ -709,8 +734,8 @@ def write_report(
         groups_seen = {_group_of(f, group) for f in fits.values()} - {None}
         lines = [policy.note(_unit(g), g) for g in sorted(groups_seen)] or [policy.note(unit, group)]
         doc.p(
-            f"Real data: {unit}-level outputs omit {unit}s with fewer than {min_cell} respondents. "
-            + " ".join(lines),
+            f"Real data: every {unit}-level table, CSV file and figure omits {unit}s (levels of the grouping "
+            f"factor) with fewer than {min_cell} respondents. " + " ".join(lines),
             "disclosure",
         )
     if audit is not None:

@@ -482,7 +482,11 @@ def variance_partition(
             raise ValueError(f"area predictor {term!r} is not a fixed term of {fit.md.formula!r}")
         b = fixed[term]
         spread = np.sqrt(2 * sd**2)
-        note = f"Per 1 unit of {term} (area_* are z-scores: per SD).{at}"
+        partners = [i for t, a, i in cross_level_interactions(fit, block.name) if a == term]
+        main = (
+            f" Main effect: at {', '.join(f'{p} = 0' for p in partners)} (interaction)." if partners else ""
+        )
+        note = f"Per 1 unit of {term} (area_* are z-scores: per SD).{main}{at}"
         rows.append((f"{tag} lower", term, np.exp(b + spread * q_lo), note))
         rows.append((f"{tag} upper", term, np.exp(b + spread * q_hi), note))
     x = np.column_stack([r[2] for r in rows])

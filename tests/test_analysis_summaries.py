@@ -134,6 +134,7 @@ def test_variance_partition_is_computed_per_draw(fit):
     assert set(vp.term) == {"Intercept", "area_soc"}
     # varying slopes: the intercept SD is the SD at age50 = 0, and the table says so
     assert all("age50 = 0" in note for note in vp.note)
+    assert all("Main effect: at age50 = 0 (interaction)" in n for n in vp[vp.term == "area_soc"].note)
 
 
 def test_area_level_and_cross_level_detection(fit):
