@@ -171,8 +171,8 @@ background:#edf7ed}
 .note{color:#444;font-size:14.5px}.flag{color:#8a4b00}
 .disclosure{border:1px solid #1f4e79;background:#eef4fa;padding:8px 12px}
 table{border-collapse:collapse;font-size:13.5px;margin:6px 0 4px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}
-th{background:#eef2f6;white-space:normal;vertical-align:bottom;min-width:48px}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;max-width:520px}
+th{background:#eef2f6;white-space:normal;vertical-align:bottom;min-width:48px}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .scroll{overflow-x:auto;max-width:100%}.caption{font-size:14px;color:#333;margin:2px 0 14px}
 figure{margin:12px 0 18px}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{font-size:14px;color:#333}pre,code{font-size:13px;background:#f6f8fa}
