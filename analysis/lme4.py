@@ -100,17 +100,14 @@ def _probe_r(rscript: str) -> tuple[bool, str]:
         " as.character(packageVersion('lme4')), '\\n')"
     )
     try:
-        proc = subprocess.run(
-            [exe, "--vanilla", "-e", code], capture_output=True, text=True, timeout=120
-        )
+        proc = subprocess.run([exe, "--vanilla", "-e", code], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"R at '{exe}' could not be run ({exc}): {INSTALL_HINT}."
     out = proc.stdout.strip()
     if proc.returncode == 3 and "MISSING:" in out:
         missing = out.split("MISSING:", 1)[1].split()
         return False, (
-            f"R found at '{exe}' but the R package(s) {', '.join(missing)} are not "
-            f"installed: {INSTALL_HINT}."
+            f"R found at '{exe}' but the R package(s) {', '.join(missing)} are not installed: {INSTALL_HINT}."
         )
     if proc.returncode != 0:
         err = _r_error_text(proc.stderr) or f"exit status {proc.returncode}"
@@ -382,8 +379,10 @@ def _coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _columns_used(data: pd.DataFrame, formula: str, extra: list[str]) -> list[str]:
-    """Columns whose names occur in the formula text (a safe superset of those used)."""
-    return [c for c in data.columns if str(c) in formula or str(c) in extra]
+    """Columns whose names occur as whole identifiers in the formula (``age`` is not sent
+    for ``age50``)."""
+    names = set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", formula)) | set(extra)
+    return [c for c in data.columns if str(c) in names]
 
 
 def _prepare_data(data: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -526,9 +525,7 @@ def fit_glmer(
         proc = _run_r([str(r_script), str(workdir)], timeout, f"glmer({formula})")
         result_path = workdir / "result.json"
         if not result_path.exists():
-            err = (
-                _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
-            )
+            err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
             raise GlmerError(f"R failed while fitting glmer({formula}): {err}")
         raw = json.loads(result_path.read_text())
     if "error" in raw:
@@ -554,9 +551,7 @@ def _result_from_r(
     fixed.insert(0, "term", [norm(t) for t in fixed.r_term])
     fixed = fixed.set_index("term")[_FIXED_COLUMNS]
 
-    group_sd = _coerce_table(
-        pd.DataFrame.from_records(raw["group_sd"], columns=["group", "term", "sd"])
-    )
+    group_sd = _coerce_table(pd.DataFrame.from_records(raw["group_sd"], columns=["group", "term", "sd"]))
     group_sd["term"] = [norm(t) for t in group_sd.term]
     group_corr = _coerce_table(
         pd.DataFrame.from_records(raw["group_corr"], columns=["group", "term1", "term2", "corr"])
@@ -564,9 +559,7 @@ def _result_from_r(
     group_corr["term1"] = [norm(t) for t in group_corr.term1]
     group_corr["term2"] = [norm(t) for t in group_corr.term2]
     ranef = _coerce_table(
-        pd.DataFrame.from_records(
-            raw["ranef"], columns=["group", "level", "term", "mode", "condsd"]
-        )
+        pd.DataFrame.from_records(raw["ranef"], columns=["group", "level", "term", "mode", "condsd"])
     )
     ranef["term"] = [norm(t) for t in ranef.term]
 
@@ -627,9 +620,7 @@ def glmer_data(name: str, *, timeout: float = 300) -> pd.DataFrame:
         if (workdir / "error.txt").exists():
             raise GlmerError(f"lme4 data set '{name}': {(workdir / 'error.txt').read_text()}")
         if not (workdir / "data.csv").exists():
-            err = (
-                _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
-            )
+            err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
             raise GlmerError(f"R failed exporting lme4 data set '{name}': {err}")
         types = json.loads((workdir / "coltypes.json").read_text())
         raw = pd.read_csv(workdir / "data.csv", dtype=str, keep_default_na=False, na_values=[""])

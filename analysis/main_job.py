@@ -234,7 +234,7 @@ def _plain_report(fits, out, audit, glmer, recovery, synthetic) -> Path:
         lines += [
             f"Intervals: {t.attrs['interval']}.",
             "",
-            t.to_markdown() if hasattr(t, "to_markdown") else t.to_string(),
+            t.to_string(),
             "",
         ]
         if name in recovery:

@@ -30,6 +30,10 @@ from models.formula import ModelData, build_model_data
 from models.logistic import hierarchical_logistic
 from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
 
+# The samplers run compiled (numba) code with its own BLAS; PyTensor's C backend only
+# serves small post-processing graphs here, so its "could not link to a BLAS" notice is noise.
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS installation")
+
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 _VERSIONED = ("pymc", "pytensor", "arviz", "nutpie", "formulae", "numpy", "pandas", "xarray")
 
@@ -116,7 +120,9 @@ class Fit:
             warnings.simplefilter("ignore", RuntimeWarning)
             table = az.summary(self.idata, var_names=names, ci_prob=prob, ci_kind=ci_kind)
         table.attrs["headline"] = self.headline
-        table.attrs["interval"] = f"{prob:.0%} {'equal-tailed' if ci_kind == 'eti' else 'HDI'} interval"
+        table.attrs["interval"] = (
+            f"{prob:.0%} equal-tailed interval" if ci_kind == "eti" else f"{prob:.0%} HDI"
+        )
         return table
 
     def parameter_names(self) -> list[str]:
@@ -147,8 +153,12 @@ class Fit:
         model = hierarchical_logistic(self.md, self.priors, centered=self.settings.get("centered", False))
         return pm.sample_posterior_predictive(self.idata, model=model, random_seed=seed, progressbar=False)
 
-    def log_likelihood(self) -> xr.DataTree:
-        """Pointwise log-likelihood (for PSIS-LOO), computed from the stored posterior."""
+    def log_likelihood(self) -> xr.Dataset:
+        """Pointwise log-likelihood (for PSIS-LOO), computed from the stored posterior.
+
+        Computed from the observed-variable model, whatever sampler produced the draws;
+        returns a Dataset with variable ``y`` over (chain, draw, obs_id).
+        """
         model = hierarchical_logistic(self.md, self.priors, centered=self.settings.get("centered", False))
         return pm.compute_log_likelihood(
             self.idata, model=model, extend_inferencedata=False, progressbar=False

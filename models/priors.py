@@ -127,7 +127,7 @@ def default_priors(md: ModelData) -> dict[str, Prior]:
         if term == "Intercept":
             continue
         sd = float(np.std(md.X[:, j]))
-        priors[f"b[{term}]"] = Prior("normal", (0.0, round(2.5 / sd, 4) if sd > 0 else 2.5))
+        priors[f"b[{term}]"] = Prior("normal", (0.0, float(f"{2.5 / sd:.4g}") if sd > 0 else 2.5))
     for block in md.blocks:
         priors[f"sd_{block.name}"] = Prior("halfnormal", (1.0,))
         if block.correlated:
