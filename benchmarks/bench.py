@@ -191,7 +191,8 @@ def ds(group):
     g = idata[group]
     return g.to_dataset() if hasattr(g, "to_dataset") else g
 nan = float("nan")
-res = {{"wall_s": wall, "sampling_s": nan, "compile_s": nan, **_diagnostics(ds("posterior"), ds("sample_stats"))}}
+diag = _diagnostics(ds("posterior"), ds("sample_stats"))
+res = {{"wall_s": wall, "sampling_s": nan, "compile_s": nan, **diag}}
 print(json.dumps(res))
 """
 
