@@ -98,7 +98,7 @@ def intercept_data() -> tuple[pd.DataFrame, dict]:
 @pytest.fixture(scope="module")
 def intercept_fit(intercept_data):
     df, _ = intercept_data
-    return fit("y ~ x + (1 | g)", df, chains=4, draws=500, tune=500, seed=5, progressbar=False)
+    return fit("y ~ x + (1 | g)", df, chains=4, draws=1000, tune=500, seed=5, progressbar=False)
 
 
 def test_random_intercept_recovery(intercept_fit, intercept_data):
