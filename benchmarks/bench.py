@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
 N_IND, N_AREA, N_LA = 15, 8, 380
-BAMBI_CAP_S = 420
+BAMBI_CAP_S = 300
 GLMER_CAP_S = 1800
 
 
