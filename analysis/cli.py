@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default="runs/main", help="run folder")
     m.add_argument("--chains", type=int, default=4)
     m.add_argument("--draws", type=int, default=1000)
-    m.add_argument("--tune", type=int, default=1000)
+    m.add_argument("--tune", type=int, default=500, help="tuning steps per chain (nutpie adapts quickly)")
     m.add_argument("--seed", type=int, default=1, help="sampling seed")
     m.add_argument("--no-lme4", action="store_true", help="skip the glmer comparison")
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")

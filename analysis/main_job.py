@@ -47,7 +47,7 @@ class RunSettings:
     seed: int = 20240601
     chains: int = 4
     draws: int = 1000
-    tune: int = 1000
+    tune: int = 500
     fit_seed: int = 1
     out: str = "runs/main"
     compare_lme4: bool = True

@@ -117,7 +117,8 @@ def run_project(model: str, n: int, chains: int, draws: int, tune: int) -> dict:
     # a second fit of the same structure on new data: compilation is skipped
     df2, _ = make_data(n, seed=7, slope=model == "slope")
     t1 = time.perf_counter()
-    f2 = fit(formula, df2, chains=chains, draws=draws, tune=tune, seed=2, progressbar=False)
+    k = int(os.environ.get("SAMEPLACE_BENCH_SECOND_DRAWS", draws))
+    f2 = fit(formula, df2, chains=chains, draws=k, tune=k, seed=2, progressbar=False)
     out["second_fit"] = {
         "wall_s": time.perf_counter() - t1,
         "compile_s": f2.settings["compile_seconds"],
@@ -313,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scaling", nargs="*", type=int, default=[5_000, 25_000, 100_000, 400_000])
     p.add_argument("--scaling-only", action="store_true")
     p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--merge", action="store_true", help="add to the results.json of an earlier run")
+    p.add_argument("--second-fit-draws", type=int, default=100, help="draws and tuning of the second fit")
     a = p.parse_args(argv)
     if a.one:
         c, m, n, ch, dr, tu, out = a.one
@@ -333,11 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         for model in a.models:
             print(f"model {model}", flush=True)
             res = {c: _spawn(c, model, a.n, a.chains, a.draws, a.tune) for c in a.only}
-            results["models"][model] = res
+            results["models"].setdefault(model, {}).update(res)
     if not a.no_scaling:
         print("scaling", flush=True)
+        results["scaling"] = []
         for n in a.scaling:
-            r = _spawn("project", "ri", n, 2, 300, 300)
+            r = _spawn("project", "ri", n, 2, 100, 100)
             r["n"] = n
             results["scaling"].append(r)
     (HERE / "results.json").write_text(json.dumps(results, indent=1, default=float))
@@ -374,6 +378,10 @@ def write_table(results: dict) -> None:
         rows = [_row(name, r, base) for name, r in res.items()]
         title = "random intercept" if model == "ri" else "correlated varying slope (1 + x1 | lad)"
         lines += [f"## {title}", "", _markdown(pd.DataFrame(rows)), ""]
+        lines += [
+            f"Samplers: {results['chains']} chains x ({results['tune']} tuning + {results['draws']} draws).",
+            "",
+        ]
         if "project" in res and "second_fit" in res["project"]:
             s = res["project"]["second_fit"]
             lines += [
@@ -411,7 +419,7 @@ def write_table(results: dict) -> None:
                 }
             )
         lines += [
-            "## Scaling of the project default (random intercept; 2 chains x 300+300)",
+            "## Scaling of the project default (random intercept; 2 chains x 100+100)",
             "",
             "Cost per leapfrog step (one gradient) against n; linear scaling means "
             "per_step_vs_25k <= n_vs_25k.",
