@@ -267,12 +267,12 @@ def fit(
     draws: int = 1000,
     tune: int = 1000,
     seed: int | None = None,
-    target_accept: float = 0.9,
+    target_accept: float = 0.8,
     cores: int | None = None,
     progressbar: bool = True,
     thresholds: dict | None = None,
     accept_failed: bool = False,
-    adaptation: str = "low_rank",
+    adaptation: str = "diag",
 ) -> Fit:
     """Fit a hierarchical logistic model given by an lme4-style formula.
 
@@ -303,12 +303,13 @@ def fit(
         Overrides of the convergence thresholds (`models.convergence.DEFAULT_THRESHOLDS`).
     accept_failed : bool
         Summarise without the failure headline even if the gate fails.
-    adaptation : {"low_rank", "diag"}
-        nutpie's mass-matrix adaptation. The default low-rank adaptation learns the
-        posterior correlation between the intercept and the mean of the group effects,
-        which a diagonal mass matrix cannot (measured on the 1988 polls: 10x the bulk ESS
-        of the intercept for 15% more time).
-
+    adaptation : {"diag", "low_rank", "draw_diag"}
+        nutpie's mass-matrix adaptation. ``"diag"`` (default) is cheapest per step.
+        ``"low_rank"`` also learns the posterior correlation between the intercept and the
+        mean of the group effects: on the 1988 polls (52 parameters, ~240 people per
+        state) it gave 10x the bulk ESS of the intercept for 15% more time, but on 25,000
+        people in 380 LAs (400 parameters) it cost about twice as much per step for no
+        gain in ESS (benchmarks/results.md), hence not the default.
     Returns
     -------
     Fit

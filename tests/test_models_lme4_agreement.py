@@ -70,7 +70,9 @@ def test_polls88_agrees_with_glmer_agq():
     formula = "y ~ black + female + (1 | state)"
     g = fit_glmer(formula, polls)
     assert g.nAGQ == 25 and g.n_obs == 11566 and g.n_groups["state"] == 49
-    b = fit(formula, polls, chains=4, draws=1000, tune=500, seed=21, progressbar=False)
+    # ~240 people per state: the intercept and the mean state effect are strongly
+    # correlated a posteriori, which the low-rank mass matrix learns
+    b = fit(formula, polls, chains=4, draws=1000, tune=500, seed=21, progressbar=False, adaptation="low_rank")
     assert b.converged, b.convergence.problems
     _compare(b, g, "state", (0.9, 1.25))
     # state effects: posterior means track glmer's conditional modes closely
