@@ -14,14 +14,6 @@ from analysis import summaries as S
 from analysis.compare import compare_with_lme4, glmer_formula, shrinkage_table, side_by_side
 
 
-@pytest.fixture(autouse=True)
-def _skip_without_r(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("needs_r") is not None:
-        ok, message = lme4.r_available()
-        if not ok:
-            pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def data():
     return simulate(small_la=False)

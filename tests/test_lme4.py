@@ -40,14 +40,6 @@ CBPP_PUBLISHED = {
 CBPP_HERD_SD = 0.6421
 
 
-@pytest.fixture(autouse=True)
-def _skip_without_r(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("needs_r") is not None:
-        ok, message = r_available()
-        if not ok:
-            pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def cbpp() -> pd.DataFrame:
     ok, message = r_available()

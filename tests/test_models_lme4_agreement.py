@@ -24,14 +24,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.lme4 import fit_glmer, glmer_data, r_available
+from analysis.lme4 import fit_glmer, glmer_data
 from models import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [
-    pytest.mark.needs_r,
-    pytest.mark.skipif(not r_available()[0], reason=r_available()[1]),
-]
+pytestmark = pytest.mark.needs_r  # skipped with R's install message when R is missing (conftest.py)
 
 
 def _compare(bayes, glmer, group: str, sd_band: tuple[float, float]) -> dict:

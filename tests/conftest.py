@@ -1,0 +1,16 @@
+"""Shared test set-up: tests marked ``needs_r`` are skipped, with the reason, when R,
+lme4 or jsonlite cannot be used (``analysis.lme4.r_available`` says which)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_r(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_r") is not None:
+        from analysis.lme4 import r_available
+
+        ok, message = r_available()
+        if not ok:
+            pytest.skip(message)
