@@ -20,10 +20,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.lme4 import EstimatesFileError
 from data.errors import DataError
 from models import FitFileError, FormulaError, PriorError, SamplerSettingsError
 
-USER_ERRORS = (DataError, FormulaError, PriorError, SamplerSettingsError, FitFileError, FileNotFoundError)
+USER_ERRORS = (
+    DataError,
+    FormulaError,
+    PriorError,
+    SamplerSettingsError,
+    FitFileError,
+    EstimatesFileError,
+    FileNotFoundError,
+)
 
 
 def _add_sampling(p: argparse.ArgumentParser, draws: int = 1000) -> None:
@@ -147,17 +156,27 @@ def _read_csv(path: str) -> pd.DataFrame:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"data file {p} does not exist")
+    if not p.is_file():
+        raise DataError(f"{p}: is a folder, not a CSV file", file=str(p))
     try:
         df = pd.read_csv(p)
     except pd.errors.EmptyDataError:
         raise DataError(f"{p}: the file is empty") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{p}: not a well-formed CSV file ({exc})", file=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{p}: not a text CSV file (byte {exc.start} cannot be read as {exc.encoding})", file=str(p)
+        ) from None
     if df.empty:
         raise DataError(f"{p}: the file has a header but no rows")
     return df
 
 
 def _cmd_fit(a: argparse.Namespace) -> int:
-    from models import fit
+    import warnings
+
+    from models import DataWarning, fit
 
     priors = {}
     for item in a.prior:
@@ -166,17 +185,24 @@ def _cmd_fit(a: argparse.Namespace) -> int:
         k, v = item.split("=", 1)
         priors[k.strip()] = v.strip()
     df = _read_csv(a.data)
-    f = fit(
-        a.formula,
-        df,
-        priors=priors or None,
-        centered=a.centered,
-        sampler=a.sampler,
-        chains=a.chains,
-        draws=a.draws,
-        tune=a.tune,
-        seed=a.seed,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        f = fit(
+            a.formula,
+            df,
+            priors=priors or None,
+            centered=a.centered,
+            sampler=a.sampler,
+            chains=a.chains,
+            draws=a.draws,
+            tune=a.tune,
+            seed=a.seed,
+        )
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     f.save(a.out)
     print(f)
     print(f"\nfit saved to {a.out}")

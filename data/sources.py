@@ -311,21 +311,41 @@ def read_source(path: Path, role: str, wave: str, config: ReaderConfig) -> Sourc
             header = list(pd.read_csv(path, sep="\t", nrows=0).columns)
         except pd.errors.EmptyDataError as exc:
             raise DataError(f"{name}: the file is empty ({path})", file=name) from exc
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{name}: not a readable tab-delimited file ({exc}) ({path})", file=name
+            ) from None
         cols = _select(header, spec, wave, name)
         text = {orig for orig, var in cols.items() if var in spec.text}
-        data = pd.read_csv(
-            path,
-            sep="\t",
-            usecols=list(cols),
-            dtype={c: str for c in text},
-            float_precision="round_trip",
-            low_memory=False,
-        )
+        try:
+            data = pd.read_csv(
+                path,
+                sep="\t",
+                usecols=list(cols),
+                dtype={c: str for c in text},
+                float_precision="round_trip",
+                low_memory=False,
+            )
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{name}: not a well-formed tab-delimited file ({exc}); is it truncated or edited by hand? "
+                f"({path})",
+                file=name,
+            ) from None
     elif fmt == "dta":
-        with pd.io.stata.StataReader(path) as rdr:
-            header = list(rdr.variable_labels())
+        try:
+            with pd.io.stata.StataReader(path) as rdr:
+                header = list(rdr.variable_labels())
+        except Exception as exc:  # pandas raises KeyError, ValueError, ... on a damaged file
+            raise DataError(f"{name}: not a readable Stata .dta file ({exc}) ({path})", file=name) from None
         cols = _select(header, spec, wave, name)
-        data = pd.read_stata(path, columns=list(cols), convert_categoricals=False)
+        try:
+            data = pd.read_stata(path, columns=list(cols), convert_categoricals=False)
+        except Exception as exc:  # as above
+            raise DataError(
+                f"{name}: cannot read the data of this Stata .dta file ({exc}); is it truncated? ({path})",
+                file=name,
+            ) from None
     else:  # pragma: no cover - locate_release only yields .tab/.dta
         raise DataError(f"{name}: unsupported file type {path.suffix!r}", file=name)
     if len(data) == 0:

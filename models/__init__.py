@@ -18,13 +18,14 @@ from models.fitting import (
     load_fit,
     sample_prior_predictive,
 )
-from models.formula import FormulaError, ModelData, build_model_data
+from models.formula import DataWarning, FormulaError, ModelData, build_model_data
 from models.logistic import hierarchical_logistic
 from models.priors import Prior, PriorError, default_priors, resolve_priors
 
 __all__ = [
     "Convergence",
     "ConvergenceWarning",
+    "DataWarning",
     "Fit",
     "FitFileError",
     "FormulaError",

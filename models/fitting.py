@@ -26,7 +26,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from models.convergence import Convergence, check_convergence
-from models.formula import ModelData, build_model_data
+from models.formula import DataWarning, ModelData, build_model_data
 from models.logistic import hierarchical_logistic
 from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
 
@@ -177,6 +177,7 @@ class Fit:
         path.parent.mkdir(parents=True, exist_ok=True)
         tree = self.idata.copy()
         tree.attrs.update(self._attrs())
+        tree.attrs["posterior_sha256"] = _posterior_digest(self.idata)
         frame = self.md.frame.copy()
         for c in frame.columns:
             if isinstance(frame[c].dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(frame[c]):
@@ -217,11 +218,24 @@ def load_fit(path: str | os.PathLike) -> Fit:
         raise FitFileError(f"cannot read fit file {path}: not a complete NetCDF file ({exc})") from None
     if attrs.get("sameplace_fit") != "1" or "model_frame" not in tree.children:
         raise FitFileError(f"{path} is a NetCDF file but not a fit saved by this project")
+    lacking = [k for k in _REQUIRED_ATTRS if k not in attrs]
+    if lacking or "posterior" not in tree.children:
+        raise FitFileError(
+            f"fit file {path} is damaged or from an incompatible version: it lacks "
+            f"{', '.join(lacking) or 'the posterior group'}; re-run the fit"
+        )
+    if "posterior_sha256" in attrs and attrs["posterior_sha256"] != _posterior_digest(tree):
+        raise FitFileError(
+            f"fit file {path} is damaged: its posterior draws do not match the checksum written when it "
+            "was saved (posterior_sha256); restore the file or re-run the fit"
+        )
     frame = tree["model_frame"].to_dataset().to_dataframe().reset_index(drop=True)
     levels = json.loads(attrs["categorical_levels"])
     for col, lv in levels.items():
         frame[col] = pd.Categorical(frame[col].astype(str), categories=lv)
-    md = build_model_data(attrs["formula"], frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # said when the fit was made
+        md = build_model_data(attrs["formula"], frame)
     drops = json.loads(attrs["drops"])
     md.n_input = int(drops.pop("n_input"))
     md.drops = drops
@@ -239,14 +253,59 @@ def load_fit(path: str | os.PathLike) -> Fit:
     )
 
 
-def _check_settings(sampler: str, chains: int, draws: int, tune: int, target_accept: float) -> None:
+_REQUIRED_ATTRS = (
+    "formula",
+    "priors",
+    "settings",
+    "data_fingerprint",
+    "convergence",
+    "drops",
+    "categorical_levels",
+)
+
+
+def _posterior_digest(tree: xr.DataTree) -> str:
+    """SHA-256 of the posterior draws (variable names and float64 values), to detect damage."""
+    import hashlib
+
+    post = tree["posterior"].to_dataset()
+    h = hashlib.sha256()
+    for name in sorted(post.data_vars):
+        h.update(str(name).encode())
+        h.update(np.ascontiguousarray(post[name].values, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _check_settings(
+    sampler: str,
+    chains: int,
+    draws: int,
+    tune: int,
+    target_accept: float,
+    seed: int | None = None,
+    cores: int | None = None,
+) -> None:
     if sampler not in SAMPLERS:
         raise SamplerSettingsError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     for name, val, low in (("chains", chains, 1), ("draws", draws, 1), ("tune", tune, 0)):
         if not isinstance(val, int | np.integer) or isinstance(val, bool) or val < low:
             raise SamplerSettingsError(f"{name} must be an integer >= {low}, got {val!r}")
-    if not 0 < target_accept < 1:
-        raise SamplerSettingsError(f"target_accept must be between 0 and 1, got {target_accept!r}")
+    if (
+        not isinstance(target_accept, int | float | np.integer | np.floating)
+        or isinstance(target_accept, bool)
+        or not 0 < target_accept < 1
+    ):
+        raise SamplerSettingsError(
+            f"target_accept must be a number strictly between 0 and 1, got {target_accept!r}"
+        )
+    if seed is not None and (
+        not isinstance(seed, int | np.integer) or isinstance(seed, bool) or not 0 <= seed < 2**32
+    ):
+        raise SamplerSettingsError(f"seed must be an integer from 0 to 2**32 - 1 (or None), got {seed!r}")
+    if cores is not None and (
+        not isinstance(cores, int | np.integer) or isinstance(cores, bool) or cores < 1
+    ):
+        raise SamplerSettingsError(f"cores must be an integer >= 1 (or None), got {cores!r}")
     if sampler == "numpyro":
         try:
             import numpyro  # noqa: F401
@@ -314,7 +373,7 @@ def fit(
     -------
     Fit
     """
-    _check_settings(sampler, chains, draws, tune, target_accept)
+    _check_settings(sampler, chains, draws, tune, target_accept, seed, cores)
     if adaptation not in ("low_rank", "diag", "draw_diag"):
         raise SamplerSettingsError(
             f"adaptation must be 'low_rank', 'diag' or 'draw_diag', got {adaptation!r}"

@@ -29,6 +29,20 @@ class FormulaError(ValueError):
     """A formula that cannot be applied to the data (bad term, column, or response)."""
 
 
+class DataWarning(UserWarning):
+    """The data can be fitted, but something in them deserves attention.
+
+    Raised (as a warning) for perfect separation, tiny or few groups, infinite values that
+    were dropped, and predictors on extreme scales; the message says what to do.
+    """
+
+
+#: Fewer levels than this make a group SD (and any varying slope) mostly prior-driven.
+MIN_GROUP_LEVELS = 5
+#: Predictor SDs outside this range trigger a scale warning.
+SCALE_RANGE = (1e-3, 1e3)
+
+
 @dataclass
 class GroupBlock:
     """One ``(expr | factor)`` bar: correlated effects of ``terms`` varying over ``levels``.
@@ -210,6 +224,15 @@ def _expand_group(group: str) -> list[str]:
 
 
 def _split_formula(formula: str) -> tuple[str, str]:
+    if not isinstance(formula, str):
+        raise FormulaError(
+            f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}"
+        )
+    if "~" not in formula:
+        raise FormulaError(
+            f"formula {formula!r} has no '~': write 'outcome ~ predictors', e.g. 'y ~ x + (1 | g)' "
+            "(formula must contain exactly one '~')"
+        )
     if formula.count("~") != 1:
         raise FormulaError(f"formula must contain exactly one '~': {formula!r}")
     lhs, rhs = formula.split("~")
@@ -298,6 +321,11 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
         raise FormulaError("data has no rows")
     lhs, rhs = _split_formula(formula)
     fixed_rhs, bars = _split_bars(rhs)
+    if re.search(r"\boffset\s*\(", fixed_rhs):
+        raise FormulaError(
+            f"formula {formula!r}: offset() terms are not supported by this model (they would be "
+            "estimated as ordinary slopes); remove the offset or subtract its effect beforehand"
+        )
     cols = data.columns
 
     # ---- variables used, for complete-case selection
@@ -315,16 +343,20 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
         if lhs not in cols:
             raise _missing_column_error(lhs, cols, "response")
         resp_vars = [lhs]
-    used = list(resp_vars)
-    used += _variables(fixed_rhs or "1", cols, "fixed effects")
+    fixed_vars = _variables(fixed_rhs or "1", cols, "fixed effects")
+    slope_vars: list[str] = []
+    group_vars: list[str] = []
     for expr, group, _ in bars:
-        used += _variables(expr, cols, f"random effect ({expr} | {group})")
+        slope_vars += _variables(expr, cols, f"random effect ({expr} | {group})")
         for g in re.split(r"[/:]", group):
             g = g.strip()
             if g not in cols:
                 raise _missing_column_error(g, cols, f"grouping factor of ({expr} | {group})")
-            used.append(g)
-    used = list(dict.fromkeys(used))
+            group_vars.append(g)
+    used = list(dict.fromkeys(resp_vars + fixed_vars + slope_vars + group_vars))
+    predictors = [c for c in dict.fromkeys(fixed_vars + slope_vars) if c not in resp_vars]
+    for c in predictors:
+        _check_text_in_numeric(data[c], c)
 
     frame, drops = _complete_cases(data, used)
     if len(frame) == 0:
@@ -336,9 +368,9 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
     else:
         a = _eval_numeric(frame, args[0], lhs)
         b = _eval_numeric(frame, args[1], lhs)
+        _check_binomial(a, b, kind, args, lhs, frame.index)
         successes = a
         trials = a + b if kind == "cbind" else b
-        _check_binomial(successes, trials, lhs)
         y, family = successes.astype(np.int64), "binomial"
         trials = trials.astype(np.int64)
         response = re.sub(r"\W+", "_", args[0]).strip("_") or "y"
@@ -350,6 +382,12 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
         for c in used
         if isinstance(frame[c].dtype, pd.CategoricalDtype)
     }
+    for c in predictors:
+        if c in categorical_levels and len(categorical_levels[c]) == 1:
+            raise FormulaError(
+                f"predictor {c!r} in {formula!r} has the single level {categorical_levels[c][0]!r} in "
+                "every row used: it cannot be estimated (drop it from the formula)"
+            )
     X, fixed_terms = _common_design(fixed_rhs if fixed_rhs else "1", frame)
     if X.shape[1] == 0:
         raise FormulaError(f"formula {formula!r} has no fixed effects (not even an intercept)")
@@ -360,6 +398,7 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
     seen: dict[str, int] = {}
     for expr, group, correlated in bars:
         Z, terms = _common_design(expr, frame)
+        _check_constant_slopes(Z, terms, f"({expr} | {group})")
         for factor in _expand_group(group):
             key = factor.replace(":", "__")
             seen[key] = seen.get(key, 0) + 1
@@ -377,7 +416,7 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
                     expr=expr,
                 )
             )
-    return ModelData(
+    md = ModelData(
         formula=formula,
         response=response,
         family=family,
@@ -392,10 +431,66 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
         fixed_rhs=fixed_rhs,
         categorical_levels=categorical_levels,
     )
+    _warn_separation(md)
+    _warn_groups(md)
+    _warn_scales(md, frame)
+    return md
+
+
+def _row_error(
+    prefix: str, values: np.ndarray, bad: np.ndarray, index: pd.Index, hint: str = ""
+) -> FormulaError:
+    """FormulaError naming the first offending row (by data-frame index label) and its value.
+
+    Parameters
+    ----------
+    prefix : str
+        What is wrong, e.g. ``"response 'y' must be 0/1"``.
+    values : numpy.ndarray
+        The values checked (aligned with ``index``).
+    bad : numpy.ndarray of bool
+        Which values are wrong.
+    index : pandas.Index
+        Row labels of ``values``, as the user's data frame has them.
+    hint : str
+        Appended to the message (what to do).
+    """
+    i = int(np.flatnonzero(bad)[0])
+    k = int(np.sum(bad))
+    v = values[i]
+    v = v.item() if isinstance(v, np.generic) else v
+    more = f" ({k} such rows)" if k > 1 else ""
+    return FormulaError(f"{prefix}; row {index[i]} has {v!r}{more}{hint}")
+
+
+def _check_text_in_numeric(s: pd.Series, name: str) -> None:
+    """A text column whose values are mostly numbers is a numeric column with a typo."""
+    if isinstance(s.dtype, pd.CategoricalDtype) or not (pd.api.types.is_string_dtype(s) or s.dtype == object):
+        return
+    text = s.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    if text.empty:
+        return
+    num = pd.to_numeric(text, errors="coerce")
+    if num.notna().mean() >= 0.5 and num.isna().any():
+        raise _row_error(
+            f"column {name!r} looks numeric but holds text",
+            text.to_numpy(dtype=object),
+            num.isna().to_numpy(),
+            text.index,
+            ": fix the value or make it missing (NaN); to use the column as categorical on purpose, "
+            f"convert it first, e.g. df[{name!r}] = df[{name!r}].astype('category')",
+        )
 
 
 def _complete_cases(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop rows with a missing (or infinite) value, attributing each to its first variable."""
+    """Drop rows with a missing (or infinite) value, attributing each to its first variable.
+
+    A column with no usable value at all is an error; infinite values are dropped with a
+    `DataWarning` (they are usually a failed transformation such as ``log(0)``).
+    """
+    import warnings
+
     frame = data[used].copy()
     keep = np.ones(len(frame), dtype=bool)
     drops: dict[str, int] = {}
@@ -403,7 +498,23 @@ def _complete_cases(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, 
         s = frame[col]
         bad = s.isna().to_numpy().copy()
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            bad = bad | ~np.isfinite(s.to_numpy(dtype=float, na_value=np.nan))
+            vals = s.to_numpy(dtype=float, na_value=np.nan)
+            inf = np.isinf(vals)
+            if inf.any():
+                i = int(np.flatnonzero(inf)[0])
+                warnings.warn(
+                    f"column {col!r} has {int(inf.sum())} infinite value(s) (first: row {s.index[i]} = "
+                    f"{vals[i]}); those rows are dropped like missing values. Check the transformation "
+                    "that made them (e.g. log of 0).",
+                    DataWarning,
+                    stacklevel=3,
+                )
+            bad = bad | ~np.isfinite(vals)
+        if bad.all():
+            raise FormulaError(
+                f"column {col!r} has no usable value: all {len(s)} rows are missing or non-finite "
+                "(check the column, or drop it from the formula)"
+            )
         new = bad & keep
         if new.any():
             drops[f"missing or non-finite {col}"] = int(new.sum())
@@ -459,17 +570,25 @@ def _bernoulli_response(s: pd.Series, name: str) -> np.ndarray:
         y = s.to_numpy(dtype=np.int64)
     else:
         if not pd.api.types.is_numeric_dtype(s):
-            bad = s.iloc[0]
-            raise FormulaError(
-                f"response {name!r} must be 0/1 (or true/false); found non-numeric value {bad!r}"
+            vals = s.to_numpy(dtype=object)
+            bad = pd.to_numeric(s.astype(str), errors="coerce").isna().to_numpy()
+            bad = bad if bad.any() else np.ones(len(s), dtype=bool)
+            raise _row_error(
+                f"response {name!r} must be 0/1 (or true/false), but holds a non-numeric value",
+                vals,
+                bad,
+                s.index,
+                f". Recode it, e.g. df[{name!r}] = (df[{name!r}] == 'yes').astype(int)",
             )
         vals = s.to_numpy(dtype=float)
         bad = ~np.isin(vals, [0.0, 1.0])
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise FormulaError(
-                f"response {name!r} must be 0/1; row {s.index[i]} has {vals[i]!r} "
-                f"({int(bad.sum())} such rows). Use cbind(successes, failures) for counts."
+            raise _row_error(
+                f"response {name!r} must be 0/1",
+                vals,
+                bad,
+                s.index,
+                ". Use cbind(successes, failures) for counts.",
             )
         y = vals.astype(np.int64)
     if y.min() == y.max():
@@ -487,29 +606,41 @@ def _eval_numeric(frame: pd.DataFrame, expr: str, lhs: str) -> np.ndarray:
         raise FormulaError(f"cannot evaluate {expr!r} in response {lhs!r}: {exc}") from None
     s = pd.Series(out)
     if not pd.api.types.is_numeric_dtype(s):
-        raise FormulaError(f"{expr!r} in response {lhs!r} is not numeric (e.g. {s.iloc[0]!r})")
+        bad = pd.to_numeric(s.astype(str), errors="coerce").isna().to_numpy()
+        bad = bad if bad.any() else np.ones(len(s), dtype=bool)
+        raise _row_error(
+            f"{expr!r} in response {lhs!r} is not numeric", s.to_numpy(dtype=object), bad, s.index
+        )
     arr = s.to_numpy(dtype=float)
     frac = arr != np.round(arr)
     if frac.any():
-        i = int(np.flatnonzero(frac)[0])
-        raise FormulaError(
-            f"{expr!r} in response {lhs!r} must be whole counts; row {s.index[i]} has {arr[i]!r}"
-        )
+        raise _row_error(f"{expr!r} in response {lhs!r} must be whole counts", arr, frac, s.index)
     return arr
 
 
-def _check_binomial(successes: np.ndarray, trials: np.ndarray, lhs: str) -> None:
-    if (successes < 0).any():
-        i = int(np.flatnonzero(successes < 0)[0])
-        raise FormulaError(f"response {lhs!r}: negative count {successes[i]:g} in row {i}")
-    over = successes > trials
-    if over.any():
-        i = int(np.flatnonzero(over)[0])
-        raise FormulaError(
-            f"response {lhs!r}: successes ({successes[i]:g}) exceed trials ({trials[i]:g}) in row {i}"
+def _check_binomial(
+    a: np.ndarray, b: np.ndarray, kind: str, args: list[str], lhs: str, index: pd.Index
+) -> None:
+    """Counts of ``cbind(successes, failures)`` or ``p(successes, trials)`` must make sense."""
+    if (a < 0).any():
+        raise _row_error(f"response {lhs!r}: successes {args[0]!r} must be >= 0", a, a < 0, index)
+    if kind == "cbind" and (b < 0).any():
+        raise _row_error(
+            f"response {lhs!r}: failures {args[1]!r} must be >= 0 (successes exceed trials)", b, b < 0, index
         )
-    if successes.sum() == 0 or successes.sum() == trials.sum():
-        raise FormulaError(f"response {lhs!r}: all trials are failures or all are successes")
+    if kind == "p":
+        if (b < 0).any():
+            raise _row_error(f"response {lhs!r}: trials {args[1]!r} must be >= 0", b, b < 0, index)
+        if (a > b).any():
+            i = int(np.flatnonzero(a > b)[0])
+            raise _row_error(f"response {lhs!r}: successes exceed trials (trials {b[i]:g})", a, a > b, index)
+    trials = a + b if kind == "cbind" else b
+    if a.sum() == 0 or a.sum() == trials.sum():
+        which = "a failure" if a.sum() == 0 else "a success"
+        raise FormulaError(
+            f"response {lhs!r}: every one of the {int(trials.sum())} trials is {which}: a logistic model "
+            "cannot be estimated from a constant outcome (all trials are failures or all are successes)"
+        )
 
 
 def _check_constant_columns(X: np.ndarray, names: list[str], formula: str) -> None:
@@ -523,12 +654,116 @@ def _check_constant_columns(X: np.ndarray, names: list[str], formula: str) -> No
                 "row used: it cannot be estimated (drop it from the formula)"
             )
     if X.shape[1] > 1:
-        rank = np.linalg.matrix_rank(X)
+        norms = np.linalg.norm(X, axis=0)
+        Xs = X / np.where(norms > 0, norms, 1.0)
+        _, sv, vt = np.linalg.svd(Xs, full_matrices=False)
+        rank = int(np.sum(sv > sv.max() * max(X.shape) * np.finfo(float).eps))
         if rank < X.shape[1]:
+            null = vt[rank:]
+            involved = [n for j, n in enumerate(names) if np.abs(null[:, j]).max() > 1e-6]
             raise FormulaError(
-                f"the fixed-effects design of {formula!r} is rank deficient ({rank} of "
-                f"{X.shape[1]} columns independent): some predictors are collinear ({names})"
+                f"the fixed-effects design of {formula!r} is rank deficient ({rank} of {X.shape[1]} "
+                f"columns independent): {', '.join(repr(n) for n in involved)} are collinear (one is an "
+                "exact linear combination of the others in the rows used); drop one of them"
             )
+
+
+def _check_constant_slopes(Z: np.ndarray, terms: list[str], bar: str) -> None:
+    for j, name in enumerate(terms):
+        if name != "Intercept" and np.all(Z[:, j] == Z[0, j]):
+            raise FormulaError(
+                f"varying term {name!r} of {bar} takes the single value {Z[0, j]:g} in every row used: "
+                "its slope cannot be told apart from the intercept (drop it from the bar)"
+            )
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    warnings.warn(message, DataWarning, stacklevel=4)
+
+
+def _warn_separation(md: ModelData) -> None:
+    """Warn when one predictor alone separates the outcome (complete or quasi-complete)."""
+    if md.family == "bernoulli":
+        has_fail, has_succ = md.y == 0, md.y == 1
+        zero, one = f"{md.response} = 0", f"{md.response} = 1"
+    else:
+        has_fail, has_succ = md.y < md.trials, md.y > 0
+        zero, one = "only failures", "only successes"
+    if not has_fail.any() or not has_succ.any():
+        return
+    for j, term in enumerate(md.fixed_terms):
+        if term == "Intercept":
+            continue
+        x = md.X[:, j]
+        lo_max, lo_min = x[has_fail].max(), x[has_fail].min()
+        hi_max, hi_min = x[has_succ].max(), x[has_succ].min()
+        if lo_max <= hi_min:
+            above, below, cut_hi, cut_lo = one, zero, lo_max, hi_min
+        elif hi_max <= lo_min:
+            above, below, cut_hi, cut_lo = zero, one, hi_max, lo_min
+        else:
+            continue
+        kind = "completely" if cut_hi < cut_lo else "quasi-completely"
+        _warn(
+            f"perfect separation: predictor {term!r} {kind} separates the outcome {md.response!r} "
+            f"(every row with {term} > {cut_hi:g} has {above}; every row with {term} < {cut_lo:g} has "
+            f"{below}). The data alone would push b[{term}] to infinity: its estimate is held by its "
+            "prior, so read it as 'very large, direction known' and check it against a stronger prior; "
+            "or merge categories / drop the predictor"
+        )
+
+
+def _warn_groups(md: ModelData) -> None:
+    """Warn about grouping factors with few levels or with single-row levels."""
+    for block in md.blocks:
+        counts = np.bincount(block.idx, minlength=block.n_levels)
+        slopes = [t for t in block.terms if t != "Intercept"]
+        bar = f"({block.expr} | {block.factor})"
+        if block.n_levels < MIN_GROUP_LEVELS:
+            what = (
+                f"the varying slope(s) {', '.join(slopes)} need enough levels to estimate their SDs"
+                + (" and correlations" if block.correlated else "")
+                if slopes
+                else "its SD needs enough levels to be estimated"
+            )
+            _warn(
+                f"grouping factor {block.factor!r} of {bar} has only {block.n_levels} level(s) in the rows "
+                f"used, fewer than {MIN_GROUP_LEVELS}: {what}, so sd_{block.name} is informed mostly by "
+                f"its prior. Consider {block.factor} as a fixed effect"
+                + (" or dropping the varying slope" if slopes else "")
+            )
+        single = np.flatnonzero(counts == 1)
+        if len(single):
+            names = ", ".join(repr(block.levels[i]) for i in single[:3])
+            more = f" and {len(single) - 3} more" if len(single) > 3 else ""
+            _warn(
+                f"grouping factor {block.factor!r}: {len(single)} of {block.n_levels} levels have a single "
+                f"row ({names}{more}); the fit goes ahead, their effects are pulled to the average by "
+                "partial pooling and should not be interpreted one by one"
+            )
+
+
+def _warn_scales(md: ModelData, frame: pd.DataFrame) -> None:
+    """Warn about numeric predictors on extreme scales (e.g. income in pence)."""
+    lo, hi = SCALE_RANGE
+    for j, term in enumerate(md.fixed_terms):
+        if term not in frame.columns or not pd.api.types.is_numeric_dtype(frame[term]):
+            continue
+        x = md.X[:, j]
+        sd = float(np.std(x))
+        if sd == 0 or np.isin(x, [0.0, 1.0]).all() or lo <= sd <= hi:
+            continue
+        fix = "divide it by a power of 10" if sd > hi else "multiply it by a power of 10"
+        _warn(
+            f"predictor {term!r} is on an extreme scale (SD {sd:.3g}, values {x.min():.3g} to "
+            f"{x.max():.3g}): "
+            f"b[{term}] is per unit of {term}, so per-unit odds ratios will print as ~1. The default prior "
+            f"scales by the SD (normal(0, 2.5 / sd)), so the fit itself is fine, but {fix} (e.g. pounds "
+            "instead of pence) or standardise it for readable results, and scale any prior you give for "
+            f"b[{term}] to match"
+        )
 
 
 def design_for_new_data(md: ModelData, new: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -24,8 +24,10 @@ Unknown names raise an error listing the valid ones.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +81,8 @@ class Prior:
         for n, v in zip(names, params, strict=True):
             if n in ("sigma", "nu", "lam", "eta") and not v > 0:
                 raise PriorError(f"prior {text!r}: {n} must be positive, got {v:g}")
+            if not np.isfinite(v):
+                raise PriorError(f"prior {text!r}: {n} must be a finite number, got {v:g}")
         return cls(family, params)
 
     def __str__(self) -> str:
@@ -150,30 +154,45 @@ def resolve_priors(md: ModelData, overrides: dict[str, str | Prior] | None = Non
     dict of str to Prior
     """
     priors = default_priors(md)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise PriorError(
+            "priors must be a dict of name -> prior, e.g. {'b': 'normal(0, 1)'}, "
+            f"got {type(overrides).__name__}"
+        )
     overrides = dict(overrides or {})
     for key in ("b", "sd"):
         if key in overrides:
             p = Prior.parse(overrides.pop(key))
-            for name in priors:
-                if name.startswith(f"{key}[") or (key == "sd" and name.startswith("sd_")):
-                    priors[name] = p
+            targets = [n for n in priors if n.startswith(f"{key}[") or (key == "sd" and n.startswith("sd_"))]
+            if not targets:
+                raise PriorError(
+                    f"prior key {key!r}: this model has no {'slopes' if key == 'b' else 'group SDs'}"
+                )
+            for name in targets:
+                _check_family(name, p, key)
+                priors[name] = p
     for name, text in overrides.items():
         if name not in priors:
+            close = difflib.get_close_matches(str(name), list(priors), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise PriorError(
-                f"unknown prior name {name!r}; this model's parameters are: "
+                f"unknown prior name {name!r}{hint}; this model's parameters are: "
                 f"{', '.join(priors)} (and 'b', 'sd' for all slopes / all group SDs)"
             )
         p = Prior.parse(text)
-        if name.startswith("sd_") and p.family not in _POSITIVE:
-            raise PriorError(
-                f"prior for {name!r} must be positive-valued (halfnormal, exponential, ...), got {p}"
-            )
-        if name.startswith("cor_") and p.family != "lkj":
-            raise PriorError(f"prior for {name!r} must be lkj(eta), got {p}")
-        if (name.startswith("b[") or name == "Intercept") and p.family not in ("normal", "student_t"):
-            raise PriorError(f"prior for {name!r} must be normal or student_t, got {p}")
+        _check_family(name, p, name)
         priors[name] = p
     return priors
+
+
+def _check_family(name: str, p: Prior, key: str) -> None:
+    """The family must suit the parameter (``key`` is the name the user wrote)."""
+    if name.startswith("sd_") and p.family not in _POSITIVE:
+        raise PriorError(f"prior for {key!r} must be positive-valued (halfnormal, exponential, ...), got {p}")
+    if name.startswith("cor_") and p.family != "lkj":
+        raise PriorError(f"prior for {key!r} must be lkj(eta), got {p}")
+    if (name.startswith("b[") or name == "Intercept") and p.family not in ("normal", "student_t"):
+        raise PriorError(f"prior for {key!r} must be normal or student_t, got {p}")
 
 
 def priors_to_json(priors: dict[str, Prior]) -> str:
