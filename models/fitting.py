@@ -296,7 +296,7 @@ def _check_settings(
         or not 0 < target_accept < 1
     ):
         raise SamplerSettingsError(
-            f"target_accept must be a number strictly between 0 and 1, got {target_accept!r}"
+            f"target_accept must be between 0 and 1 (exclusive), got {target_accept!r}"
         )
     if seed is not None and (
         not isinstance(seed, int | np.integer) or isinstance(seed, bool) or not 0 <= seed < 2**32

@@ -308,9 +308,13 @@ def test_bad_prior_is_named(df, overrides, message):
 SETTINGS_CASES = [
     ("draws-negative", {"draws": -5}, r"draws must be an integer >= 1, got -5"),
     ("chains-fractional", {"chains": 2.5}, r"chains must be an integer >= 1, got 2\.5"),
-    ("target-accept-0", {"target_accept": 0.0}, r"target_accept must be a number strictly between 0 and 1"),
-    ("target-accept-1", {"target_accept": 1}, r"strictly between 0 and 1, got 1"),
-    ("target-accept-text", {"target_accept": "0.9"}, r"strictly between 0 and 1, got '0\.9'"),
+    (
+        "target-accept-0",
+        {"target_accept": 0.0},
+        r"target_accept must be between 0 and 1 \(exclusive\), got 0\.0",
+    ),
+    ("target-accept-1", {"target_accept": 1}, r"between 0 and 1 \(exclusive\), got 1"),
+    ("target-accept-text", {"target_accept": "0.9"}, r"between 0 and 1 \(exclusive\), got '0\.9'"),
     ("unknown-sampler", {"sampler": "NUTS"}, r"unknown sampler 'NUTS'; choose one of nutpie, pymc, numpyro"),
     ("unknown-adaptation", {"adaptation": "full"}, r"adaptation must be 'low_rank', 'diag' or 'draw_diag'"),
     ("negative-seed", {"seed": -3}, r"seed must be an integer from 0 to 2\*\*32 - 1 .*got -3"),
