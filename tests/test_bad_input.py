@@ -447,6 +447,7 @@ def test_unclosed_quote_in_a_tab_file(rel):
     _read_err(rel, r"f_hhresp\.tab: not a well-formed tab-delimited file .*EOF inside string")
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # pandas, reading junk
 def test_corrupt_stata_file(rel):
     (rel / "i_indresp.tab").unlink()
     (rel / "i_indresp.dta").write_bytes(b"not stata" * 50)
