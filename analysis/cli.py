@@ -2,8 +2,9 @@
 
 Commands
 --------
-main       the main job on the synthetic cohort (or ``--release DIR``): data, headline models,
-           lme4 side by side, report
+main       the main job on the synthetic cohort (or ``--release DIR``): data, the catalogue's
+           headline models (``--all``: every entry), lme4 side by side, findings, report
+catalogue  list the model catalogue (analysis/catalogue.toml)
 simulate   write a synthetic UKHLS release (SN 6614 + SN 6666 layout) with its true parameters
 prepare    read a release (real or synthetic) into the analysis table and print the audit
 fit        fit an lme4-style formula to any CSV and save the fit as NetCDF
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.catalogue import CatalogueError, ManifestError
 from analysis.lme4 import EstimatesFileError
 from data.errors import DataError
 from models import FitFileError, FormulaError, PriorError, SamplerSettingsError
@@ -31,6 +33,8 @@ USER_ERRORS = (
     SamplerSettingsError,
     FitFileError,
     EstimatesFileError,
+    CatalogueError,
+    ManifestError,
     FileNotFoundError,
 )
 
@@ -52,13 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--n", type=int, default=25_000, help="synthetic cohort size")
     m.add_argument("--data-seed", type=int, default=20240601, help="seed of the synthetic cohort")
     m.add_argument("--out", default="runs/main", help="run folder")
-    m.add_argument("--chains", type=int, default=4)
-    m.add_argument("--draws", type=int, default=1000)
-    m.add_argument("--tune", type=int, default=500, help="tuning steps per chain (nutpie adapts quickly)")
-    m.add_argument("--seed", type=int, default=1, help="sampling seed")
+    m.add_argument("--chains", type=int, default=None, help="chains per model (default: the catalogue's)")
+    m.add_argument("--draws", type=int, default=None, help="draws per chain (default: the catalogue's)")
+    m.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default: the catalogue's)")
+    m.add_argument(
+        "--seed", type=int, default=1, help="base sampling seed (each model's seed derives from it)"
+    )
+    m.add_argument("--all", action="store_true", help="run every catalogue entry, not only the headline ones")
+    m.add_argument("--models", help="comma-separated catalogue entries to run (see `sameplace catalogue`)")
+    m.add_argument("--catalogue", help="a catalogue TOML file (default: analysis/catalogue.toml)")
+    m.add_argument("--no-reuse", action="store_true", help="refit even complete fits in the run folder")
+    m.add_argument("--loo", action="store_true", help="PSIS-LOO comparison of models of the same rows")
+    m.add_argument(
+        "--from-manifest", help="repeat the run recorded in a manifest.json (other options ignored)"
+    )
     m.add_argument("--no-lme4", action="store_true", help="skip the glmer comparison")
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
+
+    c = sub.add_parser("catalogue", help="list the model catalogue: entries, formulas, findings tested")
+    c.add_argument("--catalogue", help="a catalogue TOML file (default: analysis/catalogue.toml)")
 
     s = sub.add_parser("simulate", help="write a synthetic UKHLS release")
     s.add_argument("out", help="output folder")
@@ -111,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_main(a: argparse.Namespace) -> int:
     from analysis.main_job import RunSettings, run_main
 
+    if a.from_manifest:
+        run_main(RunSettings.from_manifest(a.from_manifest))
+        return 0
     settings = RunSettings(
         release=a.release,
         n=a.n,
@@ -122,10 +142,33 @@ def _cmd_main(a: argparse.Namespace) -> int:
         out=a.out,
         compare_lme4=not a.no_lme4,
         min_cell=a.min_cell,
+        all_models=a.all,
+        models=[m.strip() for m in a.models.split(",")] if a.models else None,
+        catalogue=a.catalogue,
+        reuse=not a.no_reuse,
+        loo=a.loo,
     )
     if a.quick:
-        settings.n, settings.chains, settings.draws, settings.tune = min(a.n, 4000), 2, 200, 300
+        settings.n = min(a.n, 4000)
+        settings.chains, settings.draws, settings.tune = a.chains or 2, a.draws or 200, a.tune or 300
     run_main(settings)
+    return 0
+
+
+def _cmd_catalogue(a: argparse.Namespace) -> int:
+    from analysis.catalogue import FINDINGS, load_catalogue
+
+    cat = load_catalogue(a.catalogue)
+    print(f"catalogue: {cat.path}")
+    for e in cat.entries:
+        flag = "headline" if e.headline else "all only"
+        print(f"\n{e.name} [{flag}] findings {', '.join(map(str, e.findings))}: {e.title}")
+        print(f"  {e.formula}")
+        print(f"  sampler: {e.sampler}" + (f"; priors: {e.priors}" if e.priors else ""))
+        for c in e.claims:
+            what = c.statement or f"{c.term} {c.expect}"
+            says = f" - {c.says}" if c.says else ""
+            print(f"  finding {c.finding} ({FINDINGS[c.finding]}): {what}{says}")
     return 0
 
 
@@ -251,9 +294,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
     fits = {Path(p).stem: load_fit(p) for p in a.fits}
     glmer = None
     if not a.no_lme4:
-        from analysis.main_job import _glmer_or_note
+        from analysis.main_job import glmer_or_note
 
-        glmer = {name: _glmer_or_note(f) for name, f in fits.items()}
+        glmer = {name: glmer_or_note(f) for name, f in fits.items()}
     html, md = write_report(fits, a.out, glmer=glmer, synthetic=not a.real, min_cell=a.min_cell)
     print(f"report written: {html} and {md}")
     return 0
@@ -261,6 +304,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 COMMANDS = {
     "main": _cmd_main,
+    "catalogue": _cmd_catalogue,
     "simulate": _cmd_simulate,
     "prepare": _cmd_prepare,
     "fit": _cmd_fit,

@@ -1,57 +1,81 @@
-"""The main job: data -> headline models -> lme4 side by side -> report, in one run folder.
+"""The main job: data -> catalogue models -> lme4 side by side -> findings -> report.
 
-On the embedded synthetic cohort (default) or a real UKHLS release. The run folder holds
-the fits (NetCDF), CSV tables, the report (HTML + Markdown) and a manifest from which the
-run can be repeated.
+On the embedded synthetic cohort (default) or a real UKHLS release (``release``). By
+default the headline entries of the model catalogue (``analysis/catalogue.toml``) run;
+``all_models`` runs every entry. The run folder holds the fits (NetCDF, ``fits/``), the
+glmer estimates (``lme4/``), CSV tables, figures, the report (HTML + Markdown) and a
+manifest from which the run is repeated by ``sameplace main --from-manifest``.
+
+Interruption: fits are written to a temporary name and renamed when complete; the
+report and manifest of an earlier run are removed before anything is fitted and written
+last, so a run that stops part-way leaves no report or manifest that reads as finished.
+Rerunning the same command reuses every fit that is complete and valid for the same
+data, formula, priors, sampler settings and seed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from models import Fit, fit
+from analysis.catalogue import Catalogue, EntryResult, ManifestError, load_catalogue, run_entries
+from analysis.findings import findings_table, missing_findings, truth_status
 from models.fitting import package_versions
 
-#: The headline models: (outcome, formula, the finding it tests).
-HEADLINE_MODELS: dict[str, tuple[str, str]] = {
-    "life_satisfaction": (
-        "life_satisfied ~ belonging + local_friends + lonely + log_income + unemployed + illness"
-        " + married + unsafe + area_volunteering + area_unemployment + area_turnout + area_income"
-        " + (1 | lad)",
-        "Findings 1-3 and 7: area volunteering (+), unemployment (-), turnout (+) and income (+) "
-        "with individual wellbeing; belonging and loneliness matter more than local friendships.",
-    ),
-    "community_wellbeing": (
-        "community_abs ~ urban * area_turnout + age50 * area_sociability + female + unsafe"
-        " + area_volunteering + area_unemployment + (1 + age50 | lad)",
-        "Findings 4 and 6: urban residents have worse community wellbeing, least so where turnout "
-        "is high; in more sociable areas people aged 50+ do better (varying age-50+ slope by LA).",
-    ),
-}
+#: Files that only a finished run writes (removed when a run starts).
+FINISHED_OUTPUTS = ("manifest.json", "report.html", "report.md", "findings.csv")
 
 
 @dataclass
 class RunSettings:
-    """Settings of one main-job run (all recorded in the manifest)."""
+    """Settings of one main-job run (all recorded in the manifest).
+
+    ``chains``, ``draws``, ``tune`` left as None take each catalogue entry's own settings.
+    """
 
     release: str | None = None
     n: int = 25_000
     seed: int = 20240601
-    chains: int = 4
-    draws: int = 1000
-    tune: int = 500
+    chains: int | None = None
+    draws: int | None = None
+    tune: int | None = None
     fit_seed: int = 1
     out: str = "runs/main"
     compare_lme4: bool = True
     min_cell: int = 10
+    all_models: bool = False
+    models: list[str] | None = None
+    catalogue: str | None = None
+    reuse: bool = True
+    loo: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sampler_overrides(self) -> dict[str, int]:
+        """The sampler settings given explicitly (they override the catalogue's)."""
+        pairs = (("chains", self.chains), ("draws", self.draws), ("tune", self.tune))
+        return {k: int(v) for k, v in pairs if v is not None}
+
+    @classmethod
+    def from_manifest(cls, path: str | os.PathLike) -> RunSettings:
+        """The settings recorded in a run's ``manifest.json``."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())["settings"]
+        except FileNotFoundError:
+            raise FileNotFoundError(f"manifest {path} does not exist") from None
+        except (ValueError, KeyError) as exc:
+            raise ManifestError(f"{path} is not a run manifest ({exc})") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
 
 
 def _truth(release_dir: Path) -> dict | None:
@@ -61,69 +85,54 @@ def _truth(release_dir: Path) -> dict | None:
     return json.loads(path.read_text())
 
 
-def recovery_table(fitted: Fit, truth_entry: dict) -> pd.DataFrame:
-    """True value, posterior mean, 95% equal-tailed interval and whether it is covered."""
-    post = fitted.posterior()
-    rows = []
-    for term, value in truth_entry["fixed"].items():
-        if term == "Intercept":
-            draws = post["Intercept"].values.ravel()
-        elif term in post["b"].coords["coef"].values:
-            draws = post["b"].sel(coef=term).values.ravel()
-        else:
-            continue
-        rows.append((term, value, draws))
-    for gname, g in truth_entry.get("groups", {}).items():
-        for k, term in enumerate(g["terms"]):
-            rows.append(
-                (
-                    f"sd_{gname}[{term}]",
-                    g["sd"][k],
-                    post[f"sd_{gname}"].sel({f"{gname}_term": term}).values.ravel(),
-                )
-            )
-        if len(g["terms"]) > 1 and f"cor_{gname}" in post:
-            t0, t1 = g["terms"][0], g["terms"][1]
-            rows.append(
-                (
-                    f"cor_{gname}[{t0}, {t1}]",
-                    g["corr"][0][1],
-                    post[f"cor_{gname}"].sel({f"{gname}_term": t0, f"{gname}_term2": t1}).values.ravel(),
-                )
-            )
-    out = []
-    for name, value, draws in rows:
-        lo, hi = np.quantile(draws, [0.025, 0.975])
-        out.append(
-            {
-                "parameter": name,
-                "true": value,
-                "posterior_mean": float(draws.mean()),
-                "eti95_low": float(lo),
-                "eti95_high": float(hi),
-                "covered": bool(lo <= value <= hi),
-            }
-        )
-    table = pd.DataFrame(out)
-    table.attrs["interval"] = "95% equal-tailed posterior interval"
-    table.attrs["exact"] = truth_entry.get("exact", True)
-    return table
+def exact_truth(result: EntryResult, truth: dict | None) -> dict[str, float] | None:
+    """True values for `analysis.summaries.recovery` when the entry targets the truth exactly.
+
+    Terms of the formula that the generator does not use are included with value 0.
+    """
+    status = truth_status(result.entry, truth)
+    if status.kind != "exact":
+        return None
+    spec = truth[result.entry.truth]
+    flat = dict(status.values)
+    g = spec.get("groups", {}).get("lad")
+    if g:
+        for t, s in zip(g["terms"], g["sd"], strict=True):
+            flat[f"sd_lad[{t}]"] = float(s)
+        terms = g["terms"]
+        for i in range(len(terms)):
+            for j in range(i + 1, len(terms)):
+                flat[f"cor_lad[{terms[i]},{terms[j]}]"] = float(g["corr"][i][j])
+    return flat
 
 
-def run_main(settings: RunSettings, models: dict[str, tuple[str, str]] | None = None) -> Path:
+def _clear_finished(out: Path) -> None:
+    for name in FINISHED_OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+
+
+def _atomic_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
     """Run the main job and return the run folder.
 
     Parameters
     ----------
     settings : RunSettings
-    models : dict, optional
-        name -> (formula, finding); default `HEADLINE_MODELS`.
+    catalogue : Catalogue, optional
+        Default: ``settings.catalogue`` or the project's catalogue.
     """
     from data.prepare import default_synthetic_dir, prepare
 
-    models = models or HEADLINE_MODELS
+    cat = catalogue or load_catalogue(settings.catalogue)
+    entries = cat.select(settings.models, headline_only=not settings.all_models)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
+    _clear_finished(out)
     t_start = time.time()
     synthetic = settings.release is None
     release_dir = (
@@ -132,119 +141,105 @@ def run_main(settings: RunSettings, models: dict[str, tuple[str, str]] | None = 
     print(f"[1/4] data: {'synthetic cohort' if synthetic else 'UKHLS release'} {release_dir}", flush=True)
     table, audit = prepare(settings.release, n=settings.n, seed=settings.seed)
     print(audit, flush=True)
-    (out / "audit.json").write_text(json.dumps(audit.to_dict(), indent=1, default=str))
+    _atomic_json(out / "audit.json", audit.to_dict())
     truth = _truth(release_dir) if synthetic else None
 
-    fits: dict[str, Fit] = {}
-    glmer: dict = {}
-    recovery: dict[str, pd.DataFrame] = {}
-    for i, (name, (formula, finding)) in enumerate(models.items(), 1):
-        print(f"[2/4] fit {i}/{len(models)} {name}: {formula}", flush=True)
-        f = fit(
-            formula,
-            table,
-            chains=settings.chains,
-            draws=settings.draws,
-            tune=settings.tune,
-            seed=settings.fit_seed + i,
-        )
-        f.attrs["finding"] = finding
-        f.attrs["synthetic"] = str(synthetic)
-        f.save(out / f"{name}.nc")
-        print(f"      {f.headline}", flush=True)
-        fits[name] = f
-        outcome = formula.split("~")[0].strip()
-        if truth and outcome in truth:
-            recovery[name] = recovery_table(f, truth[outcome])
-            recovery[name].to_csv(out / f"{name}_recovery.csv", index=False)
-        if settings.compare_lme4:
-            glmer[name] = _glmer_or_note(f)
+    print(f"[2/4] {len(entries)} models: {', '.join(e.name for e in entries)}", flush=True)
+    results = run_entries(
+        entries,
+        table,
+        out,
+        seed=settings.fit_seed,
+        sampler=settings.sampler_overrides(),
+        compare_lme4=settings.compare_lme4,
+        reuse=settings.reuse,
+        attrs={"synthetic": str(synthetic)},
+        log=lambda m: print(m, flush=True),
+    )
 
-    print("[3/4] report", flush=True)
-    paths = _report(fits, out, audit, glmer, recovery, truth, synthetic, settings, table)
+    print("[3/4] findings, figures and report", flush=True)
+    findings = findings_table(results, cat, truth, table)
+    paths = _report(results, findings, cat, out, audit, truth, synthetic, settings, table)
     manifest = {
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "settings": settings.__dict__,
+        "rerun": f"sameplace main --from-manifest {shlex.quote(str(out / 'manifest.json'))}",
+        "settings": dataclasses.asdict(settings),
         "synthetic": synthetic,
         "release": str(release_dir),
+        "catalogue": str(cat.path),
         "package_versions": package_versions(),
+        "audit": {"rows_in": audit.to_dict().get("n_input"), "rows_out": len(table)},
         "models": {
             n: {
-                "formula": f.md.formula,
-                "data_fingerprint": f.md.fingerprint(),
-                "converged": f.converged,
-                "settings": f.settings,
+                "formula": r.fit.md.formula,
+                "data_fingerprint": r.fit.md.fingerprint(),
+                "catalogue_key": r.fit.attrs.get("catalogue_key"),
+                "converged": r.fit.converged,
+                "verdict": r.fit.headline,
+                "settings": r.fit.settings,
+                "reused": r.reused,
+                "seconds": round(r.seconds, 1),
+                "rows_used": r.fit.md.n_obs,
+                "rows_dropped": r.fit.md.drops,
             }
-            for n, f in fits.items()
+            for n, r in results.items()
         },
         "outputs": [str(p) for p in paths],
         "wall_seconds": round(time.time() - t_start, 1),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
+    _atomic_json(out / "manifest.json", manifest)
     print(f"[4/4] done in {manifest['wall_seconds']:.0f} s: {paths[0]}", flush=True)
     return out
 
 
-def _glmer_or_note(f: Fit):
+def _report(results, findings, cat, out, audit, truth, synthetic, settings, table) -> list[Path]:
+    from analysis.disclosure import DisclosurePolicy
+    from analysis.levels import levels_figure
+    from analysis.report import write_report
+
+    fits = {n: r.fit for n, r in results.items()}
+    la_names = dict(zip(table["lad"], table["lad_name"], strict=False)) if "lad_name" in table else None
+    truth_values = {n: exact_truth(r, truth) for n, r in results.items()}
+    figures = []
+    try:
+        fig = levels_figure(results, cat, out / "figures" / "levels_model.png", synthetic=synthetic)
+        figures.append((fig, "The levels model (objective community factors -> links -> wellbeing)"))
+    except ValueError as exc:  # not enough fitted models for the figure
+        print(f"      levels figure not drawn: {exc}", flush=True)
+    findings.to_csv(out / "findings.csv.partial", index=False)
+    os.replace(out / "findings.csv.partial", out / "findings.csv")
+    DisclosurePolicy(synthetic=synthetic, k=settings.min_cell)  # validates min_cell
+    html, md = write_report(
+        fits,
+        out,
+        audit=audit,
+        glmer={n: r.glmer for n, r in results.items() if r.glmer is not None},
+        truth={n: v for n, v in truth_values.items() if v is not None} or None,
+        la_names=la_names,
+        synthetic=synthetic,
+        min_cell=settings.min_cell,
+        loo=settings.loo,
+        findings=findings,
+        missing_findings=missing_findings(results),
+        figures=figures,
+        titles={n: r.entry.title for n, r in results.items()},
+    )
+    return [Path(html), Path(md), out / "findings.csv"]
+
+
+def findings_frame(run_dir: str | os.PathLike) -> pd.DataFrame:
+    """The findings table of a finished run."""
+    return pd.read_csv(Path(run_dir) / "findings.csv")
+
+
+def glmer_or_note(f) -> Any:
+    """glmer (Laplace) fit of a fit's formula and rows, or a sentence saying why there is none."""
     from analysis.lme4 import GlmerError, fit_glmer, r_available
 
     ok, msg = r_available()
     if not ok:
         return msg
     try:
-        return fit_glmer(f.md.formula, f.md.frame)
+        return fit_glmer(f.md.formula, f.md.frame, nAGQ=1)
     except GlmerError as exc:
         return f"glmer failed: {exc}"
-
-
-def _report(fits, out, audit, glmer, recovery, truth, synthetic, settings, table) -> list[Path]:
-    try:
-        from analysis.report import write_report
-    except ImportError:
-        write_report = None
-    la_names = None
-    if "lad_name" in table:
-        la_names = dict(zip(table["lad"], table["lad_name"], strict=False))
-    if write_report is not None:
-        truth_values = {
-            name: {r.parameter: r.true for r in rec.itertuples()} for name, rec in recovery.items()
-        }
-        html, md = write_report(
-            fits,
-            out,
-            audit=audit,
-            glmer=glmer,
-            truth=truth_values or None,
-            la_names=la_names,
-            synthetic=synthetic,
-            min_cell=settings.min_cell,
-        )
-        return [Path(html), Path(md)]
-    return [_plain_report(fits, out, audit, glmer, recovery, synthetic)]
-
-
-def _plain_report(fits, out, audit, glmer, recovery, synthetic) -> Path:
-    lines = ["# Different People, Same Place: headline models", ""]
-    if synthetic:
-        lines += ["**SYNTHETIC DATA**: the embedded synthetic cohort, not real survey responses.", ""]
-    for name, f in fits.items():
-        lines += [f"## {name}", "", f"**{f.headline}**", "", f"`{f.md.formula}`", ""]
-        lines += [f.attrs.get("finding", ""), ""]
-        t = f.summary()
-        lines += [
-            f"Intervals: {t.attrs['interval']}.",
-            "",
-            t.to_string(),
-            "",
-        ]
-        if name in recovery:
-            lines += ["Recovery of the built-in truth:", "", recovery[name].to_string(index=False), ""]
-        g = glmer.get(name)
-        if isinstance(g, str):
-            lines += [f"lme4: {g}", ""]
-        elif g is not None:
-            lines += ["lme4 glmer:", "", g.fixed.to_string(), ""]
-    lines += ["## Data audit", "", "```", str(audit), "```"]
-    path = out / "report.md"
-    path.write_text("\n".join(lines))
-    return path

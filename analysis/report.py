@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import os
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -635,6 +636,10 @@ def write_report(
     statements: Mapping[str, Sequence[Any]] | None = None,
     loo: bool = True,
     basename: str = "report",
+    findings: pd.DataFrame | None = None,
+    missing_findings: Sequence[int] = (),
+    figures: Sequence[tuple[Path, str]] = (),
+    titles: Mapping[str, str] | None = None,
 ) -> tuple[Path, Path]:
     """Write the HTML and Markdown report of one or more fits.
 
@@ -673,6 +678,14 @@ def write_report(
         Compare fits of the same rows by PSIS-LOO (memory: draws x rows per fit).
     basename : str
         File name stem.
+    findings : pandas.DataFrame, optional
+        The study's findings claim by claim (`analysis.findings.findings_table`), shown first.
+    missing_findings : sequence of int
+        Findings of the study that no fitted model tests (listed as such).
+    figures : sequence of (path, caption)
+        Figures shown after the findings (e.g. the levels-model figure).
+    titles : mapping, optional
+        Fit name -> a longer title for its section.
 
     Returns
     -------
@@ -697,7 +710,10 @@ def write_report(
             ref = glmer.get(name)
             if ref is None and run_lme4:
                 ref = compare_with_lme4(f, prob=prob)
-            body.extend(_fit_section(name, f, ctx, ref, truth.get(name), statements.get(name)))
+            section = _fit_section(name, f, ctx, ref, truth.get(name), statements.get(name))
+            if titles and name in titles:
+                section.blocks.insert(1, ("p", (titles[name], "note")))
+            body.extend(section)
         comparison = _Doc()
         if loo:
             _comparison_section(comparison, fits)
@@ -726,6 +742,10 @@ def write_report(
     failed = [n for n, f in fits.items() if not f.converged]
     if failed:
         doc.p(f"NOT CONVERGED: {', '.join(failed)} - do not interpret those results.", "fail")
+    if findings is not None:
+        _findings_section(doc, findings, missing_findings, synthetic)
+    for path, caption in figures:
+        doc.figure(Path(path), caption)
     doc.h(2, "Disclosure control")
     unit = _unit(group)
     if synthetic:
@@ -747,6 +767,58 @@ def write_report(
 
     html_path = out_dir / f"{basename}.html"
     md_path = out_dir / f"{basename}.md"
-    html_path.write_text(_render_html(doc, full_title), encoding="utf-8")
-    md_path.write_text(_render_md(doc, out_dir), encoding="utf-8")
+    for path, text in ((html_path, _render_html(doc, full_title)), (md_path, _render_md(doc, out_dir))):
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
     return html_path, md_path
+
+
+def _or_cell(row: pd.Series, mid: str, lo: str, hi: str) -> str:
+    if mid not in row or pd.isna(row.get(mid)):
+        return ""
+    return f"{row[mid]:.2f} [{row[lo]:.2f}, {row[hi]:.2f}]"
+
+
+def _findings_section(doc: _Doc, findings: pd.DataFrame, missing: Sequence[int], synthetic: bool) -> None:
+    doc.h(2, "Findings of the study, claim by claim")
+    doc.p(
+        "Each row is one claim of the study tested by one model. Posterior: odds ratio (median) "
+        "with its 95% equal-tailed interval (ETI) and the posterior probability of the expected "
+        "direction. lme4: glmer (Laplace) odds ratio with its Wald 95% confidence interval (CI). "
+        + (
+            "Truth: the value built into the synthetic cohort, and whether the 95% ETI contains it "
+            "(only where the model's formula targets it; otherwise the reason is given)."
+            if synthetic
+            else "Real data: there is no known truth."
+        ),
+        "note",
+    )
+    if missing:
+        doc.p(f"Findings not tested by any model in this run: {', '.join(map(str, missing))}.", "fail")
+    f = findings
+    table = pd.DataFrame(
+        {
+            "finding": f["finding"],
+            "model": f["model"],
+            "claim": f["claim"],
+            "posterior OR [95% ETI]": f.apply(
+                _or_cell, axis=1, args=("posterior_or", "or_eti95_low", "or_eti95_high")
+            ),
+            "P(expected)": f["p_expected"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+            "lme4 OR [95% CI]": f.apply(
+                _or_cell, axis=1, args=("lme4_or", "lme4_ci95_low", "lme4_ci95_high")
+            ),
+        }
+    )
+    if synthetic:
+        table["true OR"] = f.get("true_or", pd.Series(dtype=float)).map(
+            lambda v: "" if pd.isna(v) else f"{v:.2f}"
+        )
+        table["truth recovered"] = f["truth_recovered"]
+    table["verdict"] = f["verdict"]
+    doc.table(table, "The study's findings (posterior 95% ETI; lme4 Wald 95% CI).", csv="findings_table")
+    for k, rows in f.groupby("finding", sort=False):
+        text = str(rows["finding_text"].iloc[0])
+        doc.h(3, f"Finding {k}: {text}" if k else text)
+        doc.items([f"[{r.model}] {r.sentence}" for r in rows.itertuples()], "")

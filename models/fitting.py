@@ -206,6 +206,23 @@ class Fit:
         }
 
 
+#: Attributes every saved fit carries (the rest are the user's `Fit.attrs`, restored on loading).
+_STANDARD_ATTRS = {
+    "sameplace_fit",
+    "formula",
+    "priors",
+    "seed",
+    "settings",
+    "data_fingerprint",
+    "package_versions",
+    "convergence",
+    "drops",
+    "categorical_levels",
+    "accept_failed",
+    "posterior_sha256",
+}
+
+
 def load_fit(path: str | os.PathLike) -> Fit:
     """Load a fit saved by `Fit.save` (same summaries and predictions as before saving)."""
     path = Path(path)
@@ -250,6 +267,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
         convergence=Convergence.from_json(attrs["convergence"]),
         settings=json.loads(attrs["settings"]),
         accept_failed=attrs.get("accept_failed") == "True",
+        attrs={k: str(v) for k, v in attrs.items() if k not in _STANDARD_ATTRS},
     )
 
 

@@ -1,0 +1,382 @@
+"""The model catalogue: the study's analyses as declarative entries, and their runner.
+
+The entries live in ``analysis/catalogue.toml`` (one ``[[model]]`` per analysis: outcome,
+formula, priors, sampler settings, and the findings it tests as claims). This module reads
+and checks that file, fits entries into a run folder (skipping fits that are already
+complete and valid for the same data and settings), and caches the lme4 fits beside them.
+
+Run folder layout::
+
+    <out>/fits/<name>.nc       NetCDF fit (written to a temporary name, then renamed)
+    <out>/lme4/<name>.json     glmer estimates for the same rows (same write discipline)
+
+A fit is reused only when its stored ``catalogue_key`` (formula, priors, sampler settings,
+seed and data fingerprint) equals the key the entry would get now, and it loads cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import tomllib
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from data.truth import expand_formula
+from models import Fit, FitFileError, fit, load_fit
+
+CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
+
+#: Sampler settings an entry may set (and their types).
+SAMPLER_KEYS = {"chains": int, "draws": int, "tune": int, "target_accept": float, "adaptation": str}
+_ENTRY_KEYS = {"name", "title", "outcome", "formula", "truth", "headline", "family", "priors", "sampler"}
+_ENTRY_KEYS |= {"claims", "note"}
+_CLAIM_KEYS = {"finding", "term", "expect", "statement", "says"}
+
+#: Findings of the study (docs/study.md); 0 = beyond the study.
+FINDINGS = {
+    0: "Beyond the study: interactions between community-level predictors",
+    1: "Area volunteering and unemployment with community and individual wellbeing",
+    2: "Area turnout with individual wellbeing",
+    3: "Area income with individual wellbeing",
+    4: "Urban residents' community wellbeing, and urban x turnout",
+    5: "Walkable assets, with and without perceived safety",
+    6: "Different people, same place: cross-level interactions",
+    7: "Mechanisms: belonging and loneliness versus local friendships",
+}
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed (the message names the file, entry and key)."""
+
+
+class ManifestError(ValueError):
+    """A run manifest cannot be read or repeated (the message names the file)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One tested statement of a catalogue entry.
+
+    Attributes
+    ----------
+    finding : int
+        Number of the study's finding (`FINDINGS`).
+    term : str or None
+        Fixed-effect term whose sign is claimed (``"a:b"`` for interactions).
+    expect : {"+", "-", "0"} or None
+        Expected sign; ``"0"`` means no association (the 95% interval includes zero).
+    statement : str or None
+        A probability statement instead, e.g. ``"abs(belonging) > abs(local_friends)"``.
+    says : str
+        The claim in plain words (optional in the file).
+    """
+
+    finding: int
+    term: str | None = None
+    expect: str | None = None
+    statement: str | None = None
+    says: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One analysis of the catalogue."""
+
+    name: str
+    title: str
+    outcome: str
+    formula: str
+    claims: tuple[Claim, ...]
+    sampler: dict[str, Any]
+    priors: dict[str, str] = field(default_factory=dict)
+    truth: str | None = None
+    headline: bool = False
+    family: str = ""
+    note: str = ""
+
+    @property
+    def findings(self) -> list[int]:
+        """Findings this entry tests, sorted."""
+        return sorted({c.finding for c in self.claims})
+
+    def seed(self, base: int) -> int:
+        """Sampling seed of this entry: stable per name, whatever else runs alongside it."""
+        return (int(base) * 1_000_003 + zlib.crc32(self.name.encode())) % (2**31 - 1)
+
+    def key(self, data_fingerprint: str, seed: int, sampler: Mapping[str, Any] | None = None) -> str:
+        """Hash of everything that determines this entry's posterior draws."""
+        spec = {
+            "formula": self.formula,
+            "priors": dict(sorted(self.priors.items())),
+            "sampler": dict(sorted((sampler or self.sampler).items())),
+            "seed": int(seed),
+            "data": data_fingerprint,
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@dataclass
+class Catalogue:
+    """All entries, the defaults they were merged with, and plain-language labels."""
+
+    entries: list[Entry]
+    labels: dict[str, str]
+    defaults: dict[str, Any]
+    path: Path
+
+    def __getitem__(self, name: str) -> Entry:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(f"no entry {name!r} in {self.path}; entries: {', '.join(self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def select(self, names: Iterable[str] | None = None, *, headline_only: bool = False) -> list[Entry]:
+        """Entries by name (in catalogue order), or the headline ones, or all."""
+        if names is not None:
+            wanted = list(names)
+            unknown = [n for n in wanted if n not in self.names]
+            if unknown:
+                raise CatalogueError(
+                    f"{self.path}: no entry named {', '.join(map(repr, unknown))}; "
+                    f"entries: {', '.join(self.names)}"
+                )
+            return [e for e in self.entries if e.name in wanted]
+        return [e for e in self.entries if e.headline or not headline_only]
+
+    def label(self, column: str) -> str:
+        """Plain-language name of a column (the column itself when none is given)."""
+        return self.labels.get(column, column.replace("_", " "))
+
+
+def _normalise_formula(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _claim(raw: Mapping[str, Any], where: str, terms: list[str]) -> Claim:
+    unknown = set(raw) - _CLAIM_KEYS
+    if unknown:
+        raise CatalogueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_CLAIM_KEYS)}")
+    finding = raw.get("finding")
+    if not isinstance(finding, int) or finding not in FINDINGS:
+        raise CatalogueError(f"{where}: finding = {finding!r} is not one of {sorted(FINDINGS)}")
+    term, statement, expect = raw.get("term"), raw.get("statement"), raw.get("expect")
+    if (term is None) == (statement is None):
+        raise CatalogueError(f"{where}: give exactly one of 'term' (with 'expect') or 'statement'")
+    if term is not None:
+        if expect not in ("+", "-", "0"):
+            raise CatalogueError(f"{where}: expect = {expect!r} must be '+', '-' or '0' for term {term!r}")
+        if term not in terms:
+            raise CatalogueError(f"{where}: term {term!r} is not a fixed term of the formula; terms: {terms}")
+    else:
+        used = re.findall(r"abs\(\s*([\w:]+)\s*\)|([A-Za-z_][\w:]*)", statement)
+        for a, b in used:
+            t = a or b
+            if t != "abs" and t not in terms:
+                raise CatalogueError(
+                    f"{where}: statement {statement!r} uses {t!r}, not a term of the formula"
+                )
+    return Claim(int(finding), term, expect, statement, str(raw.get("says", "")))
+
+
+def load_catalogue(path: str | os.PathLike | None = None) -> Catalogue:
+    """Read and check a catalogue file (default: the project's ``analysis/catalogue.toml``).
+
+    Parameters
+    ----------
+    path : path, optional
+        A TOML file in the catalogue's layout.
+
+    Returns
+    -------
+    Catalogue
+
+    Raises
+    ------
+    CatalogueError
+        Malformed file; the message names the file, the entry and the key.
+    """
+    path = Path(path) if path is not None else CATALOGUE_PATH
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(f"catalogue file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(f"{path}: not valid TOML ({exc})") from None
+    defaults = dict(raw.get("defaults", {}))
+    for k, v in defaults.items():
+        if k not in SAMPLER_KEYS or not isinstance(v, SAMPLER_KEYS[k]):
+            raise CatalogueError(f"{path} [defaults]: {k} = {v!r} is not a sampler setting {SAMPLER_KEYS}")
+    entries: list[Entry] = []
+    for i, e in enumerate(raw.get("model", []), 1):
+        name = e.get("name", f"#{i}")
+        where = f"{path} [[model]] {name!r}"
+        unknown = set(e) - _ENTRY_KEYS
+        if unknown:
+            raise CatalogueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_ENTRY_KEYS)}")
+        for req in ("name", "outcome", "formula"):
+            if not isinstance(e.get(req), str) or not e[req].strip():
+                raise CatalogueError(f"{where}: '{req}' is missing or empty")
+        if name in [x.name for x in entries]:
+            raise CatalogueError(f"{where}: duplicate name")
+        formula = _normalise_formula(e["formula"])
+        lhs = formula.split("~", 1)[0].strip() if "~" in formula else ""
+        if lhs != e["outcome"]:
+            raise CatalogueError(f"{where}: outcome {e['outcome']!r} is not the formula's response {lhs!r}")
+        sampler = {**defaults, **e.get("sampler", {})}
+        for k, v in sampler.items():
+            if k not in SAMPLER_KEYS or not isinstance(v, SAMPLER_KEYS[k]):
+                raise CatalogueError(f"{where}: sampler {k} = {v!r} is not a setting {sorted(SAMPLER_KEYS)}")
+        terms = expand_formula(formula)
+        claims = tuple(_claim(c, f"{where} claim {j}", terms) for j, c in enumerate(e.get("claims", []), 1))
+        entries.append(
+            Entry(
+                name=name,
+                title=str(e.get("title", name)),
+                outcome=e["outcome"],
+                formula=formula,
+                claims=claims,
+                sampler=sampler,
+                priors={str(k): str(v) for k, v in e.get("priors", {}).items()},
+                truth=e.get("truth"),
+                headline=bool(e.get("headline", False)),
+                family=str(e.get("family", "")),
+                note=str(e.get("note", "")),
+            )
+        )
+    if not entries:
+        raise CatalogueError(f"{path}: no [[model]] entries")
+    labels = {str(k): str(v) for k, v in raw.get("labels", {}).items()}
+    return Catalogue(entries, labels, defaults, path)
+
+
+# --------------------------------------------------------------------------- running entries
+
+
+@dataclass
+class EntryResult:
+    """One entry's fit in a run folder, with its lme4 counterpart."""
+
+    entry: Entry
+    fit: Fit
+    glmer: Any = None
+    reused: bool = False
+    seconds: float = 0.0
+    path: Path | None = None
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _reusable_fit(path: Path, key: str) -> Fit | None:
+    if not path.exists():
+        return None
+    try:
+        f = load_fit(path)
+    except FitFileError:
+        return None
+    return f if f.attrs.get("catalogue_key") == key else None
+
+
+def _glmer_cached(entry: Entry, f: Fit, out: Path, key: str, log: Callable[[str], None]) -> Any:
+    from analysis.lme4 import GlmerError, GlmerResult, fit_glmer, r_available
+
+    path = out / "lme4" / f"{entry.name}.json"
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+            if stored.get("catalogue_key") == key:
+                return GlmerResult.from_dict(stored["result"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    ok, msg = r_available()
+    if not ok:
+        return msg
+    try:
+        res = fit_glmer(f.md.formula, f.md.frame, nAGQ=1)
+    except GlmerError as exc:
+        return f"glmer failed: {exc}"
+    _atomic_write_text(path, json.dumps({"catalogue_key": key, "result": res.to_dict()}, default=str))
+    log(f"      lme4 glmer (Laplace) {res.elapsed_s:.0f} s{'' if res.converged else ': NOT CONVERGED'}")
+    return res
+
+
+def run_entries(
+    entries: Iterable[Entry],
+    table: pd.DataFrame,
+    out: str | os.PathLike,
+    *,
+    seed: int = 1,
+    sampler: Mapping[str, Any] | None = None,
+    compare_lme4: bool = True,
+    reuse: bool = True,
+    attrs: Mapping[str, str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, EntryResult]:
+    """Fit catalogue entries to one analysis table, into ``<out>/fits``.
+
+    Parameters
+    ----------
+    entries : iterable of Entry
+    table : pandas.DataFrame
+        The analysis table (real or synthetic).
+    out : path
+        Run folder.
+    seed : int
+        Base seed; each entry's seed is `Entry.seed` of it.
+    sampler : mapping, optional
+        Settings that override every entry's (e.g. ``{"draws": 200}`` for a smoke run).
+    compare_lme4 : bool
+        Fit glmer (Laplace, ``nAGQ = 1``) to the same rows, cached in ``<out>/lme4``.
+    reuse : bool
+        Keep complete, valid fits whose key matches (an interrupted catalogue resumes).
+    attrs : mapping, optional
+        Extra attributes stored in every fit file (e.g. ``{"synthetic": "True"}``).
+    log : callable
+        Progress messages.
+
+    Returns
+    -------
+    dict of str to EntryResult
+    """
+    out = Path(out)
+    results: dict[str, EntryResult] = {}
+    entries = list(entries)
+    for i, entry in enumerate(entries, 1):
+        settings = {**entry.sampler, **(sampler or {})}
+        s = entry.seed(seed)
+        path = out / "fits" / f"{entry.name}.nc"
+        t0 = time.time()
+        from models.formula import build_model_data
+
+        fingerprint = build_model_data(entry.formula, table).fingerprint()
+        key = entry.key(fingerprint, s, settings)
+        f = _reusable_fit(path, key) if reuse else None
+        reused = f is not None
+        if reused:
+            log(f"[fit {i}/{len(entries)}] {entry.name}: complete fit reused ({path})")
+        else:
+            log(f"[fit {i}/{len(entries)}] {entry.name}: {entry.formula}")
+            f = fit(entry.formula, table, priors=entry.priors or None, seed=s, progressbar=False, **settings)
+            f.attrs.update({"catalogue_key": key, "catalogue_entry": entry.name, **(attrs or {})})
+            f.save(path)
+        log(f"      {f.headline} ({time.time() - t0:.0f} s)")
+        g = _glmer_cached(entry, f, out, key, log) if compare_lme4 else None
+        results[entry.name] = EntryResult(entry, f, g, reused, time.time() - t0, path)
+    return results
