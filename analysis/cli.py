@@ -5,6 +5,7 @@ Commands
 main       the main job on the synthetic cohort (or ``--release DIR``): data, the catalogue's
            headline models (``--all``: every entry), lme4 side by side, findings, report
 catalogue  list the model catalogue (analysis/catalogue.toml)
+scenario   who gains, who loses: shift area factors for chosen LAs, change by subgroup
 simulate   write a synthetic UKHLS release (SN 6614 + SN 6666 layout) with its true parameters
 prepare    read a release (real or synthetic) into the analysis table and print the audit
 fit        fit an lme4-style formula to any CSV and save the fit as NetCDF
@@ -73,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-lme4", action="store_true", help="skip the glmer comparison")
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
+
+    sc = sub.add_parser("scenario", help="who gains, who loses: shift area factors for chosen LAs")
+    sc.add_argument("run", help="a finished main-job run folder (its fits and manifest.json)")
+    sc.add_argument(
+        "--shift",
+        action="append",
+        required=True,
+        help="column=+delta in raw units (area_volunteering=+0.05 is 5 points) or column=+0.5sd; repeatable",
+    )
+    sc.add_argument("--la", help="comma-separated LA codes the scenario applies to (default: every LA)")
+    sc.add_argument("--by", default="all,age50,income_band,sociability_band,urban", help="subgroups")
+    sc.add_argument("--models", help="comma-separated fit names (default: every fit with the columns)")
+    sc.add_argument("--out", help="folder for scenario.csv and scenario.png (default: <run>/scenario)")
+    sc.add_argument("--draws", type=int, default=1000, help="posterior draws used")
 
     c = sub.add_parser("catalogue", help="list the model catalogue: entries, formulas, findings tested")
     c.add_argument("--catalogue", help="a catalogue TOML file (default: analysis/catalogue.toml)")
@@ -152,6 +167,50 @@ def _cmd_main(a: argparse.Namespace) -> int:
         settings.n = min(a.n, 4000)
         settings.chains, settings.draws, settings.tune = a.chains or 2, a.draws or 200, a.tune or 300
     run_main(settings)
+    return 0
+
+
+def _cmd_scenario(a: argparse.Namespace) -> int:
+    import warnings
+
+    from analysis.main_job import RunSettings
+    from analysis.scenarios import scenario_plot, scenario_table
+    from data.prepare import prepare
+    from models import load_fit
+
+    run = Path(a.run)
+    settings = RunSettings.from_manifest(run / "manifest.json")
+    table, _ = prepare(settings.release, n=settings.n, seed=settings.seed)
+    paths = sorted((run / "fits").glob("*.nc"))
+    if a.models:
+        wanted = [m.strip() for m in a.models.split(",")]
+        paths = [p for p in paths if p.stem in wanted]
+        missing = sorted(set(wanted) - {p.stem for p in paths})
+        if missing:
+            raise FileNotFoundError(f"no fit named {', '.join(missing)} in {run / 'fits'}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = {p.stem: load_fit(p) for p in paths}
+    synthetic = settings.release is None
+    res = scenario_table(
+        fits,
+        table,
+        a.shift,
+        las=[c.strip() for c in a.la.split(",")] if a.la else None,
+        by=[b.strip() for b in a.by.split(",")],
+        max_draws=a.draws,
+        min_cell=0 if synthetic else settings.min_cell,
+    )
+    out = Path(a.out) if a.out else run / "scenario"
+    out.mkdir(parents=True, exist_ok=True)
+    res.to_csv(out / "scenario.csv", index=False)
+    fig = scenario_plot(res, out / "scenario.png", synthetic=synthetic)
+    print(f"scenario: {res.attrs['scenario']}" + (" (SYNTHETIC DATA)" if synthetic else ""))
+    print(f"intervals: {res.attrs['interval']}. {res.attrs['caveat']}")
+    if res.attrs.get("skipped"):
+        print(f"models without the shifted column(s), skipped: {', '.join(res.attrs['skipped'])}")
+    print(res.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"written: {out / 'scenario.csv'} and {fig}")
     return 0
 
 
@@ -305,6 +364,7 @@ def _cmd_report(a: argparse.Namespace) -> int:
 COMMANDS = {
     "main": _cmd_main,
     "catalogue": _cmd_catalogue,
+    "scenario": _cmd_scenario,
     "simulate": _cmd_simulate,
     "prepare": _cmd_prepare,
     "fit": _cmd_fit,
