@@ -17,6 +17,18 @@ intercept on the original scale is recovered as a deterministic, as brms does.
 Names in the posterior: ``Intercept``, ``b`` (dim ``coef``), and per block ``sd_<g>``
 (dim ``<g>_term``), ``cor_<g>`` (``<g>_term`` x ``<g>_term2``), ``r_<g>`` (levels of the
 factor x ``<g>_term``).
+
+Sampling model. nutpie samples ``hierarchical_logistic(..., fast_likelihood=True)``
+(`models.compiled`): the same priors and parameters, with the observed ``y`` replaced by a
+``pm.Potential`` named ``y_loglik`` holding `models.ops.logit_likelihood`, which computes
+the summed Bernoulli/binomial log-likelihood and its gradient in one loop (one ``exp`` and
+one ``log1p`` per row). The log density equals the default model's to rounding
+(tests/test_models_fast.py); on 25,000 people it roughly halves the cost of a gradient
+(benchmarks/grad_bench.py). The default model keeps ``pm.Bernoulli``/``pm.Binomial`` as the
+observed variable, for pointwise log-likelihoods and posterior predictive draws.
+``fast_gather=True`` reads the group effects with `models.ops.gather` instead of advanced
+indexing; PyTensor 3.3 already fuses ``r_g[idx_g, t]`` and its gradient into the
+likelihood loop, so it gained nothing (measured) and is off by default.
 """
 
 from __future__ import annotations
@@ -26,7 +38,11 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from models.formula import GroupBlock, ModelData
+from models.ops import gather, logit_likelihood
 from models.priors import Prior
+
+FAST_GATHER = False
+"""Default of ``fast_gather`` in `hierarchical_logistic` (the `models.ops` gather)."""
 
 
 def model_coords(md: ModelData) -> dict[str, list[str]]:
@@ -42,7 +58,14 @@ def model_coords(md: ModelData) -> dict[str, list[str]]:
     return coords
 
 
-def hierarchical_logistic(md: ModelData, priors: dict[str, Prior], *, centered: bool = False) -> pm.Model:
+def hierarchical_logistic(
+    md: ModelData,
+    priors: dict[str, Prior],
+    *,
+    centered: bool = False,
+    fast_gather: bool | None = None,
+    fast_likelihood: bool = False,
+) -> pm.Model:
     """Build the PyMC model for a `ModelData` and resolved priors.
 
     Parameters
@@ -53,11 +76,21 @@ def hierarchical_logistic(md: ModelData, priors: dict[str, Prior], *, centered: 
         From `models.priors.resolve_priors`.
     centered : bool
         Centred parameterisation of the group effects (default non-centred).
+    fast_gather : bool, optional
+        Read the group effects per row with `models.ops.gather` (fast in the numba backend;
+        no JAX implementation) rather than PyTensor's advanced indexing. Default
+        `FAST_GATHER`. The log density is the same either way.
+    fast_likelihood : bool
+        For sampling only: the likelihood as ``pm.Potential("y_loglik", ...)`` computed by
+        `models.ops.logit_likelihood` instead of an observed ``y`` (same log density, no
+        ``y`` for log-likelihoods or posterior predictive draws).
 
     Returns
     -------
     pymc.Model
     """
+    if fast_gather is None:
+        fast_gather = FAST_GATHER
     slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
     X = md.X[:, slope_cols]
     x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
@@ -76,8 +109,8 @@ def hierarchical_logistic(md: ModelData, priors: dict[str, Prior], *, centered: 
             else:
                 pm.Deterministic("Intercept", intercept_c)
         for block in md.blocks:
-            eta = eta + _group_block(block, priors, centered=centered)
-        _likelihood(md, eta)
+            eta = eta + _group_block(block, priors, centered=centered, fast_gather=fast_gather)
+        _likelihood(md, eta, fast=fast_likelihood)
     return model
 
 
@@ -94,7 +127,7 @@ def _fixed_slopes(md: ModelData, priors: dict[str, Prior]):
     return pm.Deterministic("b", pt.stack(parts), dims="coef")
 
 
-def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool):
+def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool, fast_gather: bool):
     """Contribution of one ``(terms | factor)`` block to the linear predictor."""
     g, k = block.name, len(block.terms)
     dims = (block.dim, block.term_dim)
@@ -122,18 +155,25 @@ def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool)
     contribution = 0.0
     for t in range(k):
         col = block.Z[:, t]
+        r_rows = gather(r[:, t], idx) if fast_gather else r[idx, t]
         if np.all(col == 1.0):
-            contribution = contribution + r[idx, t]
+            contribution = contribution + r_rows
         else:
             z_data = pm.Data(f"Z_{g}_{t}", col, dims="obs_id")
-            contribution = contribution + z_data * r[idx, t]
+            contribution = contribution + z_data * r_rows
     return contribution
 
 
-def _likelihood(md: ModelData, eta) -> None:
+def _likelihood(md: ModelData, eta, *, fast: bool = False) -> None:
     # the outcome is registered as data so a compiled model can be reused for new outcomes
     y_obs = pm.Data("y_obs", md.y, dims="obs_id")
-    if md.family == "bernoulli":
+    if fast:
+        eta = pt.as_tensor_variable(eta)
+        if eta.ndim == 0:  # no predictors at all: one log-odds for every row
+            eta = pt.broadcast_to(eta, y_obs.shape)
+        trials = pm.Data("trials", md.trials, dims="obs_id") if md.family == "binomial" else None
+        pm.Potential("y_loglik", logit_likelihood(eta, y_obs, trials))
+    elif md.family == "bernoulli":
         pm.Bernoulli("y", logit_p=eta, observed=y_obs, dims="obs_id")
     else:
         trials = pm.Data("trials", md.trials, dims="obs_id")
@@ -165,13 +205,23 @@ def data_values(md: ModelData, priors: dict[str, Prior]) -> dict[str, np.ndarray
     return out
 
 
-def structure_key(md: ModelData, priors: dict[str, Prior], *, centered: bool) -> str:
+def structure_key(
+    md: ModelData,
+    priors: dict[str, Prior],
+    *,
+    centered: bool,
+    fast_gather: bool | None = None,
+    fast_likelihood: bool = False,
+) -> str:
     """A key equal for two models that differ only in their data values.
 
     Two fits with the same key can share one compiled model: same family, terms, number
     of rows and group levels, slope-design pattern, parameterisation and priors (the
-    fixed-slope normal priors are data and may differ).
+    fixed-slope normal priors are data and may differ), and the same gather and
+    likelihood form (``fast_gather``, default `FAST_GATHER`; ``fast_likelihood``).
     """
+    if fast_gather is None:
+        fast_gather = FAST_GATHER
     import hashlib
     import json
 
@@ -181,6 +231,8 @@ def structure_key(md: ModelData, priors: dict[str, Prior], *, centered: bool) ->
         "fixed": md.fixed_terms,
         "n": md.n_obs,
         "centered": centered,
+        "fast_gather": bool(fast_gather),
+        "fast_likelihood": bool(fast_likelihood),
         "blocks": [
             (
                 b.name,
