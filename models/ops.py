@@ -316,11 +316,12 @@ def _numba_funcify_logit_likelihood(op, node, **kwargs):
             yi = float(y[i])
             ni = float(n[i]) if binomial else 1.0
             e = math.exp(-abs(x))
-            logp += yi * x - ni * (max(x, 0.0) + math.log1p(e))
-            if x >= 0:
-                grad[i] = yi - ni / (1.0 + e)
-            else:
-                grad[i] = yi - ni * (e / (1.0 + e))
+            u = 1.0 + e
+            # log1p(e) by Goldberg's formula (within 2 ulp; numba's log1p is ~2x a log)
+            log1p_e = e if u == 1.0 else math.log(u) * (e / (u - 1.0))
+            logp += yi * x - ni * (max(x, 0.0) + log1p_e)
+            p = 1.0 / u
+            grad[i] = yi - ni * (p if x >= 0 else e * p)
             if yi < 0 or yi > ni:
                 outside = True
             if binomial:
