@@ -163,7 +163,12 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
     manifest = {
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "rerun": f"sameplace main --from-manifest {shlex.quote(str(out / 'manifest.json'))}",
-        "settings": dataclasses.asdict(settings),
+        # the entries actually run, so --from-manifest repeats exactly these
+        "settings": {
+            **dataclasses.asdict(settings),
+            "models": [e.name for e in entries],
+            "all_models": False,
+        },
         "synthetic": synthetic,
         "release": str(release_dir),
         "catalogue": str(cat.path),

@@ -33,6 +33,18 @@ CAVEAT = (
 
 #: Subgroups known by name (any other table column works too).
 SUBGROUPS = ("all", "age50", "income_band", "sociability_band", "urban")
+COLUMNS = [
+    "subgroup",
+    "level",
+    "n",
+    "baseline_pct",
+    "change_pp_mean",
+    "change_pp_median",
+    "change_pp_eti95_low",
+    "change_pp_eti95_high",
+    "p_positive",
+    "suppressed",
+]
 _ORDER = {
     "age50": ["under 50", "50 and over"],
     "income_band": ["low", "middle", "high"],
@@ -206,7 +218,7 @@ def scenario(
             row = {"subgroup": sub, "level": f"gap: {last} minus {first}", "n": np.nan}
             row.update(_change_summary(changes[last] - changes[first]))
             out.append(row)
-    result = pd.DataFrame(out)
+    result = pd.DataFrame(out).reindex(columns=COLUMNS)
     result.insert(0, "outcome", fit.md.response)
     result.insert(0, "model", name or fit.md.response)
     result.attrs["scenario"] = "; ".join(s.describe() for s in shifts)

@@ -217,13 +217,27 @@ def _variable_of(term_part: str) -> str:
     return term_part.split("[", 1)[0]
 
 
-def _constant_within(values: np.ndarray, idx: np.ndarray) -> bool:
-    s = pd.Series(values)
-    return bool((s.groupby(idx).nunique(dropna=False) <= 1).all())
+#: A term is area-level when its variance within levels is at most this share of its total
+#: variance: exactly constant columns, and leave-one-out area means (which differ within an
+#: LA only by a respondent's own 1/(n-1) share).
+AREA_LEVEL_TOLERANCE = 0.01
+
+
+def _constant_within(values: np.ndarray, idx: np.ndarray, tol: float = AREA_LEVEL_TOLERANCE) -> bool:
+    s = pd.Series(np.asarray(values, dtype=float))
+    total = float(s.var(ddof=0))
+    if total == 0.0:
+        return True
+    within = float((s - s.groupby(np.asarray(idx)).transform("mean")).pow(2).mean())
+    return within <= tol * total
 
 
 def area_level_terms(fit: Fit, group: str = "lad") -> list[str]:
-    """Fixed terms (columns of the design) constant within every level of ``group``."""
+    """Fixed terms (columns of the design) constant, or nearly, within every level of ``group``.
+
+    Nearly: within-level variance at most `AREA_LEVEL_TOLERANCE` of the total, as for the
+    leave-one-out area means of the synthetic cohort and the UKHLS reader.
+    """
     block = _blocks_for(fit, group)[0]
     out = []
     for j, term in enumerate(fit.md.fixed_terms):
