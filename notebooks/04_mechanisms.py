@@ -252,9 +252,13 @@ show(ps)
 #
 # ## Levels-model figure
 #
-# A figure that places the links between the area level (objective community) and the
-# individual level (subjective wellbeing), with the estimated associations on each arrow,
-# will be drawn by `analysis.levels` (work in progress, not used here).
+# The main job (`sameplace main`) fits the three link models (belonging, loneliness and
+# local friendships on area factors) beside the wellbeing models and draws the study's
+# levels model from them, `figures/levels_model.png`: objective community factors ->
+# links -> wellbeing, with the posterior odds ratio and 95% interval on every arrow. In
+# Python: `analysis.levels.levels_figure(results, catalogue, path, synthetic=True)` with
+# fits of the link models and of a wellbeing model; this notebook fits only the wellbeing
+# model, so it does not draw it.
 #
 # ## Versions
 
