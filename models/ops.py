@@ -1,23 +1,25 @@
-"""Gather and segment-sum Ops for group effects, with numba implementations.
+"""Small PyTensor Ops with numba implementations for the hierarchical logistic model.
 
-The linear predictor of a hierarchical model reads one group effect per row, ``r[idx]``,
-and its gradient adds the rows' gradients back per group, a segment sum
-(``np.bincount(idx, weights=g, minlength=len(r))``). PyTensor writes these as
-``AdvancedSubtensor`` / ``AdvancedIncSubtensor``, whose general numba code (any number of
-indices, broadcasting, negative indices, duplicate handling) costs about ten times a plain
-loop over 25,000 rows. The two Ops here are that plain loop:
+``logit_likelihood(eta, y, trials=None)``
+    The summed Bernoulli/binomial log-likelihood on the logit scale and, as a second output
+    that its gradient reuses, ``y - trials * p``: one loop with one ``exp`` and one ``log``
+    per row. PyMC's ``Bernoulli(logit_p=eta)`` graph evaluates ``softplus`` twice (both
+    branches of a switch), a sigmoid for the gradient and another for its ``0 <= p <= 1``
+    check; on 25,000 rows that loop was about two thirds of a gradient's cost. nutpie
+    samples the model with this likelihood (`models.logistic`, ``fast_likelihood``).
+``gather(x, idx)`` and ``segment_sum(v, idx, n)``
+    ``x[idx]`` for a vector ``x`` and an integer vector ``idx``, with gradient
+    ``segment_sum(g, idx, len(x))``, a weighted ``np.bincount``; and the reverse. Plain
+    loops, for the group effects ``r_g[idx_g, t]``. PyTensor 3.3's numba backend already
+    fuses the straightforward ``r[idx, t]`` and its scatter-add into the elementwise
+    likelihood loop, so on the 25k benchmark model they gained nothing (1.00x random
+    intercept, 1.04x varying slope, benchmarks/grad_bench.py) and are off by default
+    (``fast_gather``).
 
-``gather(x, idx)``
-    ``x[idx]`` for a vector ``x`` and an integer vector ``idx``; its gradient with respect to
-    ``x`` is ``segment_sum(g, idx, x.shape[0])``.
-``segment_sum(v, idx, n)``
-    ``out[j] = sum of v[i] over i with idx[i] == j``, ``j < n``; its gradient with respect
-    to ``v`` is ``gather(g, idx)``.
-
-Each Op has a numpy ``perform`` (used by PyTensor's Python and C backends) and a numba
-implementation registered with PyTensor's numba dispatch (used by nutpie). Indices must lie
-in ``[0, len(x))`` (checked in ``perform``; the numba loops check the range too and raise
-``IndexError``, which nutpie reports as a failed log-density evaluation).
+Each Op has a numpy ``perform`` (PyTensor's Python/C backends: log-likelihoods, the PyMC
+sampler) and a numba implementation registered with PyTensor's numba dispatch (nutpie).
+There is no JAX implementation. Group indices must lie in ``[0, len(x))`` (checked; an
+index out of range raises ``IndexError``).
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ class LogitLikelihood(Op):
     (``n = 1`` for Bernoulli; ``-inf`` if any ``y`` lies outside ``[0, n]``), and the vector of
     its derivatives with respect to ``eta``, ``y - n p``. The pullback reuses that second
     output, so one log-density-and-gradient evaluation reads ``eta`` once and calls one ``exp``
-    and one ``log1p`` per row, where PyMC's Bernoulli graph evaluates both branches of
+    and one ``log`` per row, where PyMC's Bernoulli graph evaluates both branches of
     ``switch(y == 1, -softplus(-eta), -softplus(eta))``, a sigmoid for the gradient and another
     for its ``0 <= p <= 1`` check.
     """
