@@ -140,7 +140,8 @@ def claim_rows(
         row: dict[str, Any] = {
             "finding": claim.finding,
             "model": entry.name,
-            "claim": claim.says or (claim.statement or f"{claim.term} {claim.expect}"),
+            "claim": claim.says or claim.statement or _default_says(claim, outcome, cat),
+            "term": claim.term or "",
             "expected": claim.expect if claim.term else claim.statement,
         }
         if claim.term:
@@ -195,6 +196,11 @@ def claim_rows(
         row["converged"] = bool(fit.converged)
         rows.append(row)
     return rows
+
+
+def _default_says(claim: Claim, outcome: str, cat: Catalogue) -> str:
+    word = {"+": "higher", "-": "lower", "0": "no difference in"}[claim.expect]
+    return f"{cat.label(claim.term)}: {word} odds of {outcome}"
 
 
 def _sentence(claim: Claim, row: Mapping[str, Any], outcome: str, cat: Catalogue, table) -> str:

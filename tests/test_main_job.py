@@ -78,7 +78,7 @@ def test_sentences_state_the_number_interval_and_verdict(run):
         n: catalogue_mod.EntryResult(CAT[n], _accepted(load_fit(run / "fits" / f"{n}.nc"))) for n in NAMES
     }
     f = findings_table(results, CAT, _truth(default_synthetic_dir(1500, 20240601)), table)
-    row = f[(f.model == "life_satisfaction") & (f.claim.str.startswith("area_turnout"))].iloc[0]
+    row = f[(f.model == "life_satisfaction") & (f.term == "area_turnout")].iloc[0]
     assert f"{row.posterior_or:.2f} times the odds of being satisfied with life" in row.sentence
     assert f"95% interval {row.or_eti95_low:.2f} to {row.or_eti95_high:.2f}" in row.sentence
     assert row.verdict in row.sentence
@@ -188,3 +188,40 @@ def test_levels_figure_needs_link_and_wellbeing_models(run, tmp_path):
         levels_figure(
             {"life_satisfaction": fits["life_satisfaction"]}, CAT, tmp_path / "x.png", synthetic=True
         )
+
+
+def test_killed_run_leaves_no_finished_result(tmp_path):
+    """SIGKILL while sampling: the old report and manifest are gone, no fit under a final name."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    out.mkdir()
+    for stale in ("manifest.json", "report.html", "report.md", "findings.csv"):
+        (out / stale).write_text("from an earlier run")
+    code = "import sys; from analysis.cli import main; sys.exit(main())"
+    args = ["main", "--n", "1500", "--models", "link_local_friends", "--chains", "2", "--draws", "5000"]
+    args += ["--tune", "500", "--no-lme4", "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    deadline = time.time() + 240
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[fit 1/1]") or time.time() > deadline:
+                break
+        time.sleep(3)  # compiling or sampling
+        assert proc.poll() is None, "".join(seen)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any(line.startswith("[fit 1/1]") for line in seen), "".join(seen)
+    for name in ("manifest.json", "report.html", "report.md", "findings.csv"):
+        assert not (out / name).exists(), name
+    assert not (out / "fits" / "link_local_friends.nc").exists()
