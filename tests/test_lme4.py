@@ -99,16 +99,12 @@ def test_cbpp_laplace_matches_published_lme4(cbpp_laplace: GlmerResult) -> None:
 def test_result_round_trips_through_json(cbpp_laplace: GlmerResult) -> None:
     back = GlmerResult.from_dict(json.loads(json.dumps(cbpp_laplace.to_dict())))
     for name in ("fixed", "group_sd", "group_corr", "ranef"):
-        pd.testing.assert_frame_equal(
-            getattr(back, name), getattr(cbpp_laplace, name), check_dtype=False
-        )
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(cbpp_laplace, name), check_dtype=False)
     assert back.to_dict() == cbpp_laplace.to_dict()
 
 
 @pytest.mark.needs_r
-def test_proportion_response_uses_trials_as_weights(
-    cbpp: pd.DataFrame, cbpp_laplace: GlmerResult
-) -> None:
+def test_proportion_response_uses_trials_as_weights(cbpp: pd.DataFrame, cbpp_laplace: GlmerResult) -> None:
     r = fit_glmer("incidence/size ~ period + (1 | herd)", cbpp, nAGQ=1)
     pd.testing.assert_frame_equal(
         r.fixed[["estimate", "se"]], cbpp_laplace.fixed[["estimate", "se"]], atol=1e-5
@@ -116,9 +112,7 @@ def test_proportion_response_uses_trials_as_weights(
 
 
 @pytest.mark.needs_r
-def test_factor_reference_level_follows_category_order(
-    cbpp: pd.DataFrame, cbpp_laplace: GlmerResult
-) -> None:
+def test_factor_reference_level_follows_category_order(cbpp: pd.DataFrame, cbpp_laplace: GlmerResult) -> None:
     data = cbpp.copy()
     data["period"] = data.period.cat.reorder_categories(["4", "1", "2", "3"])
     r = fit_glmer(CBPP_FORMULA, data, nAGQ=1)
@@ -170,9 +164,7 @@ def test_glmer_error_carries_r_message(cbpp: pd.DataFrame) -> None:
     with pytest.raises(GlmerError, match="not_a_column"):
         fit_glmer("cbind(incidence, size - incidence) ~ not_a_column + (1 | herd)", cbpp)
     with pytest.raises(GlmerError, match="nAGQ"):
-        fit_glmer(
-            "cbind(incidence, size - incidence) ~ 1 + (1 | herd) + (1 | period)", cbpp, nAGQ=5
-        )
+        fit_glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd) + (1 | period)", cbpp, nAGQ=5)
 
 
 # --------------------------------------------------------------------------- without R
