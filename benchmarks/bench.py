@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=25_000)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=500)
     p.add_argument("--scaling", nargs="*", type=int, default=[5_000, 25_000, 100_000, 400_000])
     p.add_argument("--scaling-only", action="store_true")
     p.add_argument("--no-scaling", action="store_true")
