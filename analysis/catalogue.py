@@ -32,6 +32,7 @@ import pandas as pd
 
 from data.truth import expand_formula
 from models import Fit, FitFileError, fit, load_fit
+from models.formula import build_model_data
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 
@@ -363,17 +364,15 @@ def run_entries(
         s = entry.seed(seed)
         path = out / "fits" / f"{entry.name}.nc"
         t0 = time.time()
-        from models.formula import build_model_data
-
-        fingerprint = build_model_data(entry.formula, table).fingerprint()
-        key = entry.key(fingerprint, s, settings)
+        md = build_model_data(entry.formula, table)
+        key = entry.key(md.fingerprint(), s, settings)
         f = _reusable_fit(path, key) if reuse else None
         reused = f is not None
         if reused:
             log(f"[fit {i}/{len(entries)}] {entry.name}: complete fit reused ({path})")
         else:
             log(f"[fit {i}/{len(entries)}] {entry.name}: {entry.formula}")
-            f = fit(entry.formula, table, priors=entry.priors or None, seed=s, progressbar=False, **settings)
+            f = fit(entry.formula, md, priors=entry.priors or None, seed=s, progressbar=False, **settings)
             f.attrs.update({"catalogue_key": key, "catalogue_entry": entry.name, **(attrs or {})})
             f.save(path)
         log(f"      {f.headline} ({time.time() - t0:.0f} s)")

@@ -335,7 +335,7 @@ def _check_settings(
 
 def fit(
     formula: str,
-    data: pd.DataFrame,
+    data: pd.DataFrame | ModelData,
     *,
     priors: dict[str, str | Prior] | None = None,
     centered: bool = False,
@@ -358,8 +358,9 @@ def fit(
     formula : str
         lme4 syntax, e.g. ``"y ~ x * area + (1 + x | lad)"``; binomial responses as
         ``cbind(successes, failures)`` or ``p(successes, trials)``.
-    data : pandas.DataFrame
-        Any data frame holding the formula's columns.
+    data : pandas.DataFrame or ModelData
+        Any data frame holding the formula's columns, or the `ModelData` that
+        `build_model_data(formula, frame)` already made of it (not built again).
     priors : dict, optional
         Overrides by parameter name (see `models.priors`).
     centered : bool
@@ -398,7 +399,12 @@ def fit(
         )
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    md = build_model_data(formula, data)
+    if isinstance(data, ModelData):
+        if data.formula != formula:
+            raise ValueError(f"model data were built for {data.formula!r}, not {formula!r}")
+        md = data
+    else:
+        md = build_model_data(formula, data)
     resolved = resolve_priors(md, priors)
     timing: dict = {}
     with threadpool_limits(limits=1, user_api="blas"):

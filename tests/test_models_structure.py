@@ -232,3 +232,9 @@ def test_model_has_no_dense_dummy_matrix(df):
     shapes = {v.name: v.get_value().shape for v in model.data_vars if hasattr(v, "get_value")}
     assert all(len(s) <= 2 and (len(s) < 2 or s[1] <= md.X.shape[1]) for s in shapes.values()), shapes
     assert isinstance(model, pm.Model)
+
+
+def test_fit_takes_prebuilt_model_data_only_for_its_own_formula(df):
+    md = build_model_data("y ~ x + (1 | lad)", df)
+    with pytest.raises(ValueError, match="model data were built for"):
+        fit("y ~ w + (1 | lad)", md)
