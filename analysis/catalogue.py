@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.files import write_text_atomic
 from data.truth import expand_formula
 from models import Fit, FitFileError, fit, load_fit
 from models.formula import build_model_data
@@ -278,13 +279,6 @@ class EntryResult:
     path: Path | None = None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _reusable_fit(path: Path, key: str) -> Fit | None:
     if not path.exists():
         return None
@@ -296,7 +290,7 @@ def _reusable_fit(path: Path, key: str) -> Fit | None:
 
 
 def _glmer_cached(entry: Entry, f: Fit, out: Path, key: str, log: Callable[[str], None]) -> Any:
-    from analysis.lme4 import GlmerError, GlmerResult, fit_glmer, r_available
+    from analysis.lme4 import GlmerResult, glmer_or_note
 
     path = out / "lme4" / f"{entry.name}.json"
     if path.exists():
@@ -306,14 +300,10 @@ def _glmer_cached(entry: Entry, f: Fit, out: Path, key: str, log: Callable[[str]
                 return GlmerResult.from_dict(stored["result"])
         except (ValueError, KeyError, TypeError):
             pass
-    ok, msg = r_available()
-    if not ok:
-        return msg
-    try:
-        res = fit_glmer(f.md.formula, f.md.frame, nAGQ=1)
-    except GlmerError as exc:
-        return f"glmer failed: {exc}"
-    _atomic_write_text(path, json.dumps({"catalogue_key": key, "result": res.to_dict()}, default=str))
+    res = glmer_or_note(f)
+    if isinstance(res, str):
+        return res
+    write_text_atomic(path, json.dumps({"catalogue_key": key, "result": res.to_dict()}, default=str))
     log(f"      lme4 glmer (Laplace) {res.elapsed_s:.0f} s{'' if res.converged else ': NOT CONVERGED'}")
     return res
 

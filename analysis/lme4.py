@@ -587,6 +587,28 @@ def _result_from_r(
 # --------------------------------------------------------------------------- data sets
 
 
+def glmer_or_note(fit: Any) -> GlmerResult | str:
+    """glmer (Laplace, ``nAGQ = 1``) of a fit's formula on the fit's rows, or why there is none.
+
+    Parameters
+    ----------
+    fit : models.Fit
+        Any fit (its ``md.formula`` and ``md.frame`` are used).
+
+    Returns
+    -------
+    GlmerResult or str
+        The estimates, or one sentence saying that R/lme4 is missing or glmer failed.
+    """
+    ok, msg = r_available()
+    if not ok:
+        return msg
+    try:
+        return fit_glmer(fit.md.formula, fit.md.frame, nAGQ=1)
+    except GlmerError as exc:
+        return f"glmer failed: {exc}"
+
+
 def glmer_data(name: str, *, timeout: float = 300) -> pd.DataFrame:
     """Return a data set shipped with lme4, such as ``"cbpp"``, read through R.
 

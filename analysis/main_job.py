@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from analysis.catalogue import Catalogue, EntryResult, ManifestError, load_catalogue, run_entries
+from analysis.files import write_text_atomic
 from analysis.findings import findings_table, missing_findings, truth_status
 from models.fitting import package_versions
 
@@ -112,9 +111,7 @@ def _clear_finished(out: Path) -> None:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, default=str))
 
 
 def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
@@ -198,7 +195,6 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
 
 
 def _report(results, findings, cat, out, audit, truth, synthetic, settings, table) -> list[Path]:
-    from analysis.disclosure import DisclosurePolicy
     from analysis.levels import levels_figure
     from analysis.report import write_report
 
@@ -211,9 +207,7 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
         figures.append((fig, "The levels model (objective community factors -> links -> wellbeing)"))
     except ValueError as exc:  # not enough fitted models for the figure
         print(f"      levels figure not drawn: {exc}", flush=True)
-    findings.to_csv(out / "findings.csv.partial", index=False)
-    os.replace(out / "findings.csv.partial", out / "findings.csv")
-    DisclosurePolicy(synthetic=synthetic, k=settings.min_cell)  # validates min_cell
+    write_text_atomic(out / "findings.csv", findings.to_csv(index=False))
     html, md = write_report(
         fits,
         out,
@@ -230,21 +224,3 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
         titles={n: r.entry.title for n, r in results.items()},
     )
     return [Path(html), Path(md), out / "findings.csv"]
-
-
-def findings_frame(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """The findings table of a finished run."""
-    return pd.read_csv(Path(run_dir) / "findings.csv")
-
-
-def glmer_or_note(f) -> Any:
-    """glmer (Laplace) fit of a fit's formula and rows, or a sentence saying why there is none."""
-    from analysis.lme4 import GlmerError, fit_glmer, r_available
-
-    ok, msg = r_available()
-    if not ok:
-        return msg
-    try:
-        return fit_glmer(f.md.formula, f.md.frame, nAGQ=1)
-    except GlmerError as exc:
-        return f"glmer failed: {exc}"

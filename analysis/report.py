@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import os
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ import pandas as pd
 from analysis import figures, summaries
 from analysis.compare import SideBySide, compare_with_lme4, shrinkage_table, side_by_side
 from analysis.disclosure import DisclosurePolicy
+from analysis.files import write_text_atomic
 from analysis.lme4 import GlmerResult
 from models.fitting import ConvergenceWarning, Fit
 
@@ -767,10 +767,8 @@ def write_report(
 
     html_path = out_dir / f"{basename}.html"
     md_path = out_dir / f"{basename}.md"
-    for path, text in ((html_path, _render_html(doc, full_title)), (md_path, _render_md(doc, out_dir))):
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    write_text_atomic(html_path, _render_html(doc, full_title))
+    write_text_atomic(md_path, _render_md(doc, out_dir))
     return html_path, md_path
 
 
