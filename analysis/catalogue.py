@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.files import write_text_atomic
+from analysis.summaries import parse_statement, statement_term
 from data.truth import expand_formula
 from models import Fit, FitFileError, fit, load_fit
 from models.formula import build_model_data
@@ -183,10 +184,12 @@ def _claim(raw: Mapping[str, Any], where: str, terms: list[str]) -> Claim:
         if term not in terms:
             raise CatalogueError(f"{where}: term {term!r} is not a fixed term of the formula; terms: {terms}")
     else:
-        used = re.findall(r"abs\(\s*([\w:]+)\s*\)|([A-Za-z_][\w:]*)", statement)
-        for a, b in used:
-            t = a or b
-            if t != "abs" and t not in terms:
+        try:
+            operands = parse_statement(statement)
+        except ValueError as exc:
+            raise CatalogueError(f"{where}: {exc}") from None
+        for t in map(statement_term, operands):
+            if t is not None and t not in terms:
                 raise CatalogueError(
                     f"{where}: statement {statement!r} uses {t!r}, not a term of the formula"
                 )

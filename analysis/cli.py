@@ -140,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list of stripped names (None when not given)."""
+    return [t.strip() for t in text.split(",")] if text else None
+
+
 def _cmd_main(a: argparse.Namespace) -> int:
     from analysis.main_job import RunSettings, run_main
 
@@ -158,7 +163,7 @@ def _cmd_main(a: argparse.Namespace) -> int:
         compare_lme4=not a.no_lme4,
         min_cell=a.min_cell,
         all_models=a.all,
-        models=[m.strip() for m in a.models.split(",")] if a.models else None,
+        models=_names(a.models),
         catalogue=a.catalogue,
         reuse=not a.no_reuse,
         loo=a.loo,
@@ -183,7 +188,7 @@ def _cmd_scenario(a: argparse.Namespace) -> int:
     table, _ = prepare(settings.release, n=settings.n, seed=settings.seed)
     paths = sorted((run / "fits").glob("*.nc"))
     if a.models:
-        wanted = [m.strip() for m in a.models.split(",")]
+        wanted = _names(a.models)
         paths = [p for p in paths if p.stem in wanted]
         missing = sorted(set(wanted) - {p.stem for p in paths})
         if missing:
@@ -196,8 +201,8 @@ def _cmd_scenario(a: argparse.Namespace) -> int:
         fits,
         table,
         a.shift,
-        las=[c.strip() for c in a.la.split(",")] if a.la else None,
-        by=[b.strip() for b in a.by.split(",")],
+        las=_names(a.la),
+        by=_names(a.by),
         max_draws=a.draws,
         min_cell=0 if synthetic else settings.min_cell,
     )

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.catalogue import FINDINGS, Catalogue, Claim, Entry
-from analysis.summaries import _fixed_draws
+from analysis.summaries import _fixed_draws, _operand, parse_statement, statement_term
 from data.truth import expand_formula
 
 PROB = 0.95
@@ -102,20 +102,6 @@ def _direction_verdict(x: np.ndarray, expect: str) -> tuple[str, float]:
     return "inconclusive", p
 
 
-def _statement_draws(claim: Claim, draws: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
-    left, right = (s.strip() for s in claim.statement.split(">"))
-
-    def val(s: str) -> tuple[np.ndarray, str]:
-        if s.startswith("abs(") and s.endswith(")"):
-            t = s[4:-1].strip()
-            return np.abs(draws[t]), t
-        return draws[s], s
-
-    a, ta = val(left)
-    b, tb = val(right)
-    return a - b, [ta, tb]
-
-
 def _glmer_row(g: Any, term: str) -> tuple[float, float, float] | None:
     fixed = getattr(g, "fixed", None)
     if fixed is None or term not in fixed.index:
@@ -171,7 +157,9 @@ def claim_rows(
             else:
                 row["truth_recovered"] = f"n/a: {truth.reason}" if truth.reason else "n/a"
         else:
-            d, (ta, tb) = _statement_draws(claim, draws)
+            sa, sb = parse_statement(claim.statement)
+            d = _operand(fit, sa, draws)[0] - _operand(fit, sb, draws)[0]
+            ta, tb = statement_term(sa), statement_term(sb)
             p = float((d > 0).mean())
             verdict = "supported" if p >= PROB else ("opposite" if p <= 1 - PROB else "inconclusive")
             row.update({"p_expected": p})
@@ -206,9 +194,7 @@ def _default_says(claim: Claim, outcome: str, cat: Catalogue) -> str:
 def _sentence(claim: Claim, row: Mapping[str, Any], outcome: str, cat: Catalogue, table) -> str:
     verdict = str(row["verdict"])
     if claim.statement:
-        left, right = (s.strip() for s in claim.statement.split(">"))
-        a = cat.label(left.removeprefix("abs(").removesuffix(")"))
-        b = cat.label(right.removeprefix("abs(").removesuffix(")"))
+        a, b = (cat.label(str(statement_term(x))) for x in parse_statement(claim.statement))
         p = row["p_expected"]
         return (
             f"The probability that {a} is more strongly associated with {outcome} than {b} is "

@@ -28,6 +28,7 @@ from typing import Any
 from analysis.catalogue import Catalogue, EntryResult, ManifestError, load_catalogue, run_entries
 from analysis.files import write_text_atomic
 from analysis.findings import findings_table, missing_findings, truth_status
+from analysis.summaries import _flatten_truth
 from models.fitting import package_versions
 
 #: Files that only a finished run writes (removed when a run starts).
@@ -92,17 +93,8 @@ def exact_truth(result: EntryResult, truth: dict | None) -> dict[str, float] | N
     status = truth_status(result.entry, truth)
     if status.kind != "exact":
         return None
-    spec = truth[result.entry.truth]
-    flat = dict(status.values)
-    g = spec.get("groups", {}).get("lad")
-    if g:
-        for t, s in zip(g["terms"], g["sd"], strict=True):
-            flat[f"sd_lad[{t}]"] = float(s)
-        terms = g["terms"]
-        for i in range(len(terms)):
-            for j in range(i + 1, len(terms)):
-                flat[f"cor_lad[{terms[i]},{terms[j]}]"] = float(g["corr"][i][j])
-    return flat
+    group_values = _flatten_truth(truth[result.entry.truth])
+    return {**status.values, **{k: v for k, v in group_values.items() if k.startswith(("sd_", "cor_"))}}
 
 
 def _clear_finished(out: Path) -> None:

@@ -117,6 +117,11 @@ def subgroup_labels(table: pd.DataFrame, name: str) -> pd.Series:
     raise DataError(f"scenario: unknown subgroup {name!r}; use one of {', '.join(SUBGROUPS)} or a column")
 
 
+def _model_columns(fit: Any) -> set[str]:
+    """Columns of the fixed part of a fit's formula (parts of interactions included)."""
+    return {c for t in expand_formula(fit.md.formula) for c in t.split(":")}
+
+
 def _model_rows(fit: Any, table: pd.DataFrame) -> pd.DataFrame:
     cols = [fit.md.response] if fit.md.response in table else []
     for t in expand_formula(fit.md.formula):
@@ -174,7 +179,7 @@ def scenario(
         interval and the probability that the last level gains more.
     """
     shifts = [Shift.parse(s) if isinstance(s, str) else s for s in shifts]
-    used = {c for t in expand_formula(fit.md.formula) for c in t.split(":")}
+    used = _model_columns(fit)
     absent = [s.column for s in shifts if s.column not in used]
     if absent:
         raise DataError(f"scenario: {', '.join(absent)} not in the model {fit.md.formula!r}")
@@ -254,8 +259,7 @@ def scenario_table(
     shifts = [Shift.parse(s) if isinstance(s, str) else s for s in shifts]
     parts, skipped = [], []
     for name, f in fits.items():
-        used = {c for t in expand_formula(f.md.formula) for c in t.split(":")}
-        if all(s.column in used for s in shifts):
+        if all(s.column in _model_columns(f) for s in shifts):
             parts.append(scenario(f, table, shifts, name=name, **kwargs))
         else:
             skipped.append(name)

@@ -901,6 +901,28 @@ def _operand(fit: Fit, expr: str | float, draws: dict[str, np.ndarray]) -> tuple
     return (np.abs(x), f"|b[{term}]|") if m else (x, f"b[{term}]")
 
 
+def parse_statement(statement: str) -> tuple[str, str]:
+    """``"a > b"`` (or ``"b < a"``) as the pair ``(a, b)`` meaning a > b, operands stripped."""
+    if statement.count(">") + statement.count("<") != 1:
+        raise ValueError(f"statement {statement!r} must contain exactly one '>' or '<'")
+    if ">" in statement:
+        a, b = statement.split(">")
+    else:
+        b, a = statement.split("<")
+    return a.strip(), b.strip()
+
+
+def statement_term(operand: str) -> str | None:
+    """The term of a statement operand ``"term"`` or ``"abs(term)"``; None for a number."""
+    try:
+        float(operand)
+        return None
+    except ValueError:
+        pass
+    m = _ABS.match(operand)
+    return (m.group(1) if m else operand).strip()
+
+
 def prob_greater(fit: Fit, a: str | float, b: str | float = 0.0, prob: float = 0.95) -> pd.DataFrame:
     """P(a > b) for fixed coefficients, e.g. ``prob_greater(fit, "abs(belonging)", "abs(local_friends)")``.
 
@@ -950,15 +972,7 @@ def probability_statements(
     """
     rows = []
     for st in statements:
-        if isinstance(st, str):
-            if st.count(">") + st.count("<") != 1:
-                raise ValueError(f"statement {st!r} must contain exactly one '>' or '<'")
-            if ">" in st:
-                a, b = st.split(">")
-            else:
-                b, a = st.split("<")
-        else:
-            a, b = st
+        a, b = parse_statement(st) if isinstance(st, str) else st
         rows.append(prob_greater(fit, a, b, prob=prob))
     table = pd.concat(rows, ignore_index=True)
     return _stamp(table, fit, describe_interval("eti", prob), scale="log-odds")
