@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
+import nutpie
 import pandas as pd
 import pymc as pm
 import pytensor
@@ -141,7 +142,6 @@ def _nutpie_caller(compiled):
 
 
 def test_nutpie_compiled_fast_model_matches_the_plain_one(df):
-    nutpie = pytest.importorskip("nutpie")
     md = build_model_data(FORMULAS["bernoulli"], df)
     pri = resolve_priors(md)
     plain = nutpie.compile_pymc_model(hierarchical_logistic(md, pri, fast_gather=False), backend="numba")

@@ -18,12 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (the kernel the notebooks run in; a dev dependency, so missing = failure)
+import jupytext
+import nbclient
+import nbformat
 import pytest
-
-jupytext = pytest.importorskip("jupytext")
-nbclient = pytest.importorskip("nbclient")
-nbformat = pytest.importorskip("nbformat")
-pytest.importorskip("ipykernel")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9]*.py"))
