@@ -6,9 +6,8 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/grad_bench.py --model slope    # correlated varying slope
 
 Forms (`models.logistic.hierarchical_logistic`): ``plain`` (observed ``pm.Bernoulli``,
-advanced indexing), ``gather`` (``fast_gather=True``: `models.ops.gather` for the group
-effects), ``lik`` (``fast_likelihood=True``: `models.ops.logit_likelihood`, what nutpie
-samples by default) and ``both``. Each is compiled exactly as `models.compiled` does
+advanced indexing) and ``fast`` (``fast_likelihood=True``: `models.ops.glmm_loglik`, what
+nutpie samples by default). Each is compiled exactly as `models.compiled` does
 (``nutpie.compile_pymc_model(model, backend="numba")``), and the compiled C callback that
 nutpie's sampler calls (``compiled_logp_func``) is timed through ctypes on one thread with
 single-threaded BLAS, the forms alternating in rounds so that load from other jobs on the
@@ -34,10 +33,8 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS ins
 
 
 FORMS = {
-    "plain": {"fast_gather": False, "fast_likelihood": False},
-    "gather": {"fast_gather": True, "fast_likelihood": False},
-    "lik": {"fast_gather": False, "fast_likelihood": True},
-    "both": {"fast_gather": True, "fast_likelihood": True},
+    "plain": {"fast_likelihood": False},
+    "fast": {"fast_likelihood": True},
 }
 
 
@@ -86,7 +83,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--centered", action="store_true")
-    ap.add_argument("--forms", nargs="+", choices=list(FORMS), default=["plain", "gather", "lik"])
+    ap.add_argument("--forms", nargs="+", choices=list(FORMS), default=["plain", "fast"])
     args = ap.parse_args()
     forms = ["plain", *[f for f in args.forms if f != "plain"]]
 

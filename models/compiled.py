@@ -25,7 +25,7 @@ from models.priors import Prior
 _CACHE: OrderedDict[str, object] = OrderedDict()
 MAX_CACHED = 16
 FAST_LIKELIHOOD = True
-"""Compile the sampling form of the model (`models.ops.logit_likelihood`)."""
+"""Compile the sampling form of the model (`models.ops.glmm_loglik`)."""
 
 
 def compiled_model(md: ModelData, priors: dict[str, Prior], *, centered: bool) -> tuple[object, dict]:
@@ -40,7 +40,7 @@ def compiled_model(md: ModelData, priors: dict[str, Prior], *, centered: bool) -
     key = structure_key(md, priors, centered=centered, fast_likelihood=FAST_LIKELIHOOD)
     if key in _CACHE:
         _CACHE.move_to_end(key)
-        compiled = _CACHE[key].with_data(**data_values(md, priors))
+        compiled = _CACHE[key].with_data(**data_values(md, priors, fast_likelihood=FAST_LIKELIHOOD))
         return compiled, {"reused": True, "compile_seconds": 0.0, "structure_key": key}
     t0 = time.perf_counter()
     model = hierarchical_logistic(md, priors, centered=centered, fast_likelihood=FAST_LIKELIHOOD)

@@ -20,30 +20,36 @@ factor x ``<g>_term``).
 
 Sampling model. nutpie samples ``hierarchical_logistic(..., fast_likelihood=True)``
 (`models.compiled`): the same priors and parameters, with the observed ``y`` replaced by a
-``pm.Potential`` named ``y_loglik`` holding `models.ops.logit_likelihood`, which computes
-the summed Bernoulli/binomial log-likelihood and its gradient in one loop (one ``exp`` and
-one ``log`` per row). The log density equals the default model's to rounding
-(tests/test_models_fast.py); on 25,000 people in 380 LAs a gradient costs about 1.6x less
-(3.3 -> 2.1 ms on one core, benchmarks/grad_bench.py). The default model keeps
-``pm.Bernoulli``/``pm.Binomial`` as the observed variable, for pointwise log-likelihoods and
-posterior predictive draws.
-``fast_gather=True`` reads the group effects with `models.ops.gather` instead of advanced
-indexing; PyTensor 3.3 already fuses ``r_g[idx_g, t]`` and its gradient into the
-likelihood loop, so it gained nothing (measured) and is off by default.
+``pm.Potential`` named ``y_loglik`` holding `models.ops.glmm_loglik`, one Op for the
+whole likelihood (`models.kernels.glmm_logit`: linear predictor, likelihood and gradient
+in one vectorised pass over the rows). Two rearrangements of the same sum make it cheap:
+
+* fixed predictors that are constant within the levels of a grouping factor (area-level
+  predictors such as walkability) enter once per level, ``(X_level b_area)[lad]``, like a
+  random intercept, instead of once per row (`sampling_layout`);
+* every group effect ``r_g[level, term]`` and that per-level area predictor sit in one flat
+  vector ``R`` read at precomputed positions, ``R[P[j, i]]`` (weights ``Z_g[i, t]``).
+
+The log density and its gradient equal the default model's to rounding
+(tests/test_models_fast.py). The default model keeps ``pm.Bernoulli``/``pm.Binomial`` as the
+observed variable, for pointwise log-likelihoods and posterior predictive draws, which are
+computed from it after sampling.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import gammaln
 
 from models.formula import GroupBlock, ModelData
-from models.ops import gather, logit_likelihood
+from models.ops import glmm_loglik
 from models.priors import Prior
-
-FAST_GATHER = False
-"""Default of ``fast_gather`` in `hierarchical_logistic` (the `models.ops` gather)."""
 
 
 def model_coords(md: ModelData) -> dict[str, list[str]]:
@@ -59,12 +65,19 @@ def model_coords(md: ModelData) -> dict[str, list[str]]:
     return coords
 
 
+def _centred_design(md: ModelData) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed slopes' design centred at its means (not centred without an intercept), and the means."""
+    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
+    X = md.X[:, slope_cols]
+    x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
+    return X - x_mean, x_mean
+
+
 def hierarchical_logistic(
     md: ModelData,
     priors: dict[str, Prior],
     *,
     centered: bool = False,
-    fast_gather: bool | None = None,
     fast_likelihood: bool = False,
 ) -> pm.Model:
     """Build the PyMC model for a `ModelData` and resolved priors.
@@ -77,41 +90,38 @@ def hierarchical_logistic(
         From `models.priors.resolve_priors`.
     centered : bool
         Centred parameterisation of the group effects (default non-centred).
-    fast_gather : bool, optional
-        Read the group effects per row with `models.ops.gather` (fast in the numba backend;
-        no JAX implementation) rather than PyTensor's advanced indexing. Default
-        `FAST_GATHER`. The log density is the same either way.
     fast_likelihood : bool
         For sampling only: the likelihood as ``pm.Potential("y_loglik", ...)`` computed by
-        `models.ops.logit_likelihood` instead of an observed ``y`` (same log density, no
-        ``y`` for log-likelihoods or posterior predictive draws).
+        `models.ops.glmm_loglik` instead of an observed ``y`` (same parameters and log
+        density; no ``y`` for log-likelihoods or posterior predictive draws).
 
     Returns
     -------
     pymc.Model
     """
-    if fast_gather is None:
-        fast_gather = FAST_GATHER
-    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
-    X = md.X[:, slope_cols]
-    x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
+    Xc, x_mean = _centred_design(md)
+    has_slopes = Xc.shape[1] > 0
     with pm.Model(coords=model_coords(md)) as model:
-        eta = 0.0
-        if slope_cols:
-            Xc = pm.Data("X_centred", X - x_mean, dims=("obs_id", "coef"))
-            b = _fixed_slopes(md, priors)
-            eta = pt.dot(Xc, b)
+        b = _fixed_slopes(md, priors) if has_slopes else None
+        intercept_c = priors["Intercept"].dist("Intercept_c") if md.has_intercept else None
         if md.has_intercept:
-            intercept_c = priors["Intercept"].dist("Intercept_c")
-            eta = eta + intercept_c
-            if slope_cols:
+            if has_slopes:
                 x_bar = pm.Data("x_mean", x_mean, dims="coef")
                 pm.Deterministic("Intercept", intercept_c - pt.dot(x_bar, b))
             else:
                 pm.Deterministic("Intercept", intercept_c)
-        for block in md.blocks:
-            eta = eta + _group_block(block, priors, centered=centered, fast_gather=fast_gather)
-        _likelihood(md, eta, fast=fast_likelihood)
+        effects = [_group_effects(block, priors, centered=centered) for block in md.blocks]
+        if fast_likelihood:
+            _sampling_likelihood(md, Xc, b, intercept_c, effects)
+        else:
+            eta = 0.0
+            if has_slopes:
+                eta = pt.dot(pm.Data("X_centred", Xc, dims=("obs_id", "coef")), b)
+            if intercept_c is not None:
+                eta = eta + intercept_c
+            for block, r in zip(md.blocks, effects, strict=True):
+                eta = eta + _block_contribution(block, r)
+            _likelihood(md, eta)
     return model
 
 
@@ -128,12 +138,11 @@ def _fixed_slopes(md: ModelData, priors: dict[str, Prior]):
     return pm.Deterministic("b", pt.stack(parts), dims="coef")
 
 
-def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool, fast_gather: bool):
-    """Contribution of one ``(terms | factor)`` block to the linear predictor."""
+def _group_effects(block: GroupBlock, priors: dict[str, Prior], *, centered: bool):
+    """The effects ``r_g`` (levels x terms) of one ``(terms | factor)`` block, with their priors."""
     g, k = block.name, len(block.terms)
     dims = (block.dim, block.term_dim)
     sd_prior = priors[f"sd_{g}"]
-    idx = pm.Data(f"idx_{g}", block.idx, dims="obs_id")
     if block.correlated:
         eta_lkj = priors[f"cor_{g}"].params[0]
         chol, corr, sds = pm.LKJCholeskyCov(
@@ -142,53 +151,169 @@ def _group_block(block: GroupBlock, priors: dict[str, Prior], *, centered: bool,
         pm.Deterministic(f"sd_{g}", sds, dims=block.term_dim)
         pm.Deterministic(f"cor_{g}", corr, dims=(block.term_dim, f"{g}_term2"))
         if centered:
-            r = pm.MvNormal(f"r_{g}", mu=np.zeros(k), chol=chol, dims=dims)
-        else:
-            z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
-            r = pm.Deterministic(f"r_{g}", pt.dot(z, chol.T), dims=dims)
-    else:
-        sd = sd_prior.dist(f"sd_{g}", dims=block.term_dim)
-        if centered:
-            r = pm.Normal(f"r_{g}", 0.0, sd, dims=dims)
-        else:
-            z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
-            r = pm.Deterministic(f"r_{g}", z * sd, dims=dims)
+            return pm.MvNormal(f"r_{g}", mu=np.zeros(k), chol=chol, dims=dims)
+        z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
+        return pm.Deterministic(f"r_{g}", pt.dot(z, chol.T), dims=dims)
+    sd = sd_prior.dist(f"sd_{g}", dims=block.term_dim)
+    if centered:
+        return pm.Normal(f"r_{g}", 0.0, sd, dims=dims)
+    z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
+    return pm.Deterministic(f"r_{g}", z * sd, dims=dims)
+
+
+def _block_contribution(block: GroupBlock, r):
+    """``sum_t Z[:, t] * r[idx, t]``: the block's part of the linear predictor, per row."""
+    idx = pm.Data(f"idx_{block.name}", block.idx, dims="obs_id")
     contribution = 0.0
-    for t in range(k):
+    for t in range(len(block.terms)):
         col = block.Z[:, t]
-        r_rows = gather(r[:, t], idx) if fast_gather else r[idx, t]
         if np.all(col == 1.0):
-            contribution = contribution + r_rows
+            contribution = contribution + r[idx, t]
         else:
-            z_data = pm.Data(f"Z_{g}_{t}", col, dims="obs_id")
-            contribution = contribution + z_data * r_rows
+            z_data = pm.Data(f"Z_{block.name}_{t}", col, dims="obs_id")
+            contribution = contribution + z_data * r[idx, t]
     return contribution
 
 
-def _likelihood(md: ModelData, eta, *, fast: bool = False) -> None:
+def _likelihood(md: ModelData, eta) -> None:
     # the outcome is registered as data so a compiled model can be reused for new outcomes
     y_obs = pm.Data("y_obs", md.y, dims="obs_id")
-    if fast:
-        eta = pt.as_tensor_variable(eta)
-        if eta.ndim == 0:  # no predictors at all: one log-odds for every row
-            eta = pt.broadcast_to(eta, y_obs.shape)
-        trials = pm.Data("trials", md.trials, dims="obs_id") if md.family == "binomial" else None
-        pm.Potential("y_loglik", logit_likelihood(eta, y_obs, trials))
-    elif md.family == "bernoulli":
+    if md.family == "bernoulli":
         pm.Bernoulli("y", logit_p=eta, observed=y_obs, dims="obs_id")
     else:
         trials = pm.Data("trials", md.trials, dims="obs_id")
         pm.Binomial("y", n=trials, logit_p=eta, observed=y_obs, dims="obs_id")
 
 
-def data_values(md: ModelData, priors: dict[str, Prior]) -> dict[str, np.ndarray]:
+# --------------------------------------------------------------------------- sampling form
+
+
+@dataclass(frozen=True)
+class SamplingLayout:
+    """How the sampling form arranges the linear predictor (fixed by the model's structure).
+
+    Attributes
+    ----------
+    row_cols : tuple of int
+        Columns of the centred fixed design read per row.
+    level_cols : tuple of int
+        Columns constant within the levels of ``level_block`` (area-level predictors),
+        read once per level.
+    level_block : int or None
+        Index of the block whose factor carries ``level_cols`` (None: no such columns).
+    unit_w : bool
+        Every effect enters with weight 1 (random intercepts only).
+    """
+
+    row_cols: tuple[int, ...]
+    level_cols: tuple[int, ...]
+    level_block: int | None
+    unit_w: bool
+
+
+def _constant_within(col: np.ndarray, idx: np.ndarray, n_levels: int) -> bool:
+    per_level = np.zeros(n_levels)
+    per_level[idx] = col
+    return bool(np.array_equal(per_level[idx], col))
+
+
+def sampling_layout(md: ModelData) -> SamplingLayout:
+    """Which fixed columns are area-level (constant within a grouping factor's levels).
+
+    The block whose factor makes the most columns constant carries them (the first such
+    block on ties). Exact equality is required; the rest are read per row.
+    """
+    Xc, _ = _centred_design(md)
+    best: tuple[int | None, tuple[int, ...]] = (None, ())
+    for bi, block in enumerate(md.blocks):
+        cols = tuple(
+            j for j in range(Xc.shape[1]) if _constant_within(Xc[:, j], block.idx, block.n_levels)
+        )
+        if len(cols) > len(best[1]):
+            best = (bi, cols)
+    level_block, level_cols = best
+    row_cols = tuple(j for j in range(Xc.shape[1]) if j not in level_cols)
+    unit_w = all(np.all(block.Z == 1.0) for block in md.blocks)
+    return SamplingLayout(row_cols, level_cols, level_block, unit_w)
+
+
+def _sampling_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndarray]:
+    """Data of the sampling form: transposed row design, per-level design, positions, weights."""
+    Xc, _ = _centred_design(md)
+    out: dict[str, np.ndarray] = {
+        "XT_rows": np.ascontiguousarray(Xc[:, list(layout.row_cols)].T),
+    }
+    positions, weights, offset = [], [], 0
+    for block in md.blocks:
+        k = len(block.terms)
+        for t in range(k):
+            positions.append(offset + block.idx.astype(np.int64) * k + t)
+            weights.append(block.Z[:, t])
+        offset += block.n_levels * k
+    if layout.level_cols:
+        block = md.blocks[layout.level_block]
+        level_X = np.zeros((block.n_levels, len(layout.level_cols)))
+        level_X[block.idx] = Xc[:, list(layout.level_cols)]
+        out["X_level"] = level_X
+        positions.append(offset + block.idx.astype(np.int64))
+        weights.append(np.ones(md.n_obs))
+    out["P_effects"] = np.ascontiguousarray(np.array(positions, dtype=np.int64).reshape(-1, md.n_obs))
+    if not layout.unit_w:
+        out["W_effects"] = np.ascontiguousarray(np.array(weights, dtype=np.float64).reshape(-1, md.n_obs))
+    if md.family == "binomial":
+        n, y = md.trials, md.y
+        out["loglik_const"] = np.asarray(float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1))))
+    return out
+
+
+def _selection(cols: tuple[int, ...], k: int) -> np.ndarray:
+    """The 0/1 matrix S with ``S @ b == b[cols]``."""
+    S = np.zeros((len(cols), k))
+    S[np.arange(len(cols)), cols] = 1.0
+    return S
+
+
+def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) -> None:
+    """``pm.Potential("y_loglik")``: the likelihood by `models.ops.glmm_loglik`."""
+    layout = sampling_layout(md)
+    arrays = _sampling_arrays(md, layout)
+    data = {name: pm.Data(name, value) for name, value in arrays.items()}
+    y_obs = pm.Data("y_obs", md.y, dims="obs_id")
+    if b is None:
+        b_rows = pt.zeros(0)
+    elif len(layout.row_cols) == Xc.shape[1]:
+        b_rows = b
+    else:  # a 0/1 selection (exact; compiles far faster than advanced indexing and its gradient)
+        b_rows = pt.dot(_selection(layout.row_cols, Xc.shape[1]), b)
+    flat = [r.flatten() for r in effects]
+    if layout.level_cols:
+        b_level = pt.dot(_selection(layout.level_cols, Xc.shape[1]), b)
+        flat.append(pt.dot(data["X_level"], b_level))
+    R = pt.concatenate(flat) if flat else pt.zeros(0)
+    binomial = md.family == "binomial"
+    loglik = glmm_loglik(
+        data["XT_rows"],
+        b_rows,
+        intercept_c if intercept_c is not None else 0.0,
+        R,
+        data["P_effects"],
+        data["W_effects"] if not layout.unit_w else np.zeros((0, 0)),
+        y_obs,
+        pm.Data("trials", md.trials, dims="obs_id") if binomial else y_obs,
+        data["loglik_const"] if binomial else 0.0,
+        family=md.family,
+        unit_w=layout.unit_w,
+    )
+    pm.Potential("y_loglik", loglik)
+
+
+def data_values(
+    md: ModelData, priors: dict[str, Prior], *, fast_likelihood: bool = False
+) -> dict[str, np.ndarray]:
     """Values of every `pm.Data` of `hierarchical_logistic`, for reusing a compiled model."""
-    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
-    X = md.X[:, slope_cols]
-    x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
+    Xc, x_mean = _centred_design(md)
     out: dict[str, np.ndarray] = {"y_obs": md.y}
-    if slope_cols:
-        out["X_centred"] = X - x_mean
+    if Xc.shape[1]:
         if md.has_intercept:
             out["x_mean"] = x_mean
         names = [t for t in md.fixed_terms if t != "Intercept"]
@@ -198,6 +323,11 @@ def data_values(md: ModelData, priors: dict[str, Prior]) -> dict[str, np.ndarray
             out["b_prior_sigma"] = np.array([p.params[1] for p in ps])
     if md.family == "binomial":
         out["trials"] = md.trials
+    if fast_likelihood:
+        out.update(_sampling_arrays(md, sampling_layout(md)))
+        return out
+    if Xc.shape[1]:
+        out["X_centred"] = Xc
     for block in md.blocks:
         out[f"idx_{block.name}"] = block.idx
         for t in range(len(block.terms)):
@@ -211,29 +341,23 @@ def structure_key(
     priors: dict[str, Prior],
     *,
     centered: bool,
-    fast_gather: bool | None = None,
     fast_likelihood: bool = False,
 ) -> str:
     """A key equal for two models that differ only in their data values.
 
     Two fits with the same key can share one compiled model: same family, terms, number
     of rows and group levels, slope-design pattern, parameterisation and priors (the
-    fixed-slope normal priors are data and may differ), and the same gather and
-    likelihood form (``fast_gather``, default `FAST_GATHER`; ``fast_likelihood``).
+    fixed-slope normal priors are data and may differ), the same likelihood form and, for
+    the sampling form, the same `sampling_layout` (which columns are area-level).
     """
-    if fast_gather is None:
-        fast_gather = FAST_GATHER
-    import hashlib
-    import json
-
     fixed_normal = all(p.family == "normal" for k, p in priors.items() if k.startswith("b["))
     spec = {
         "family": md.family,
         "fixed": md.fixed_terms,
         "n": md.n_obs,
         "centered": centered,
-        "fast_gather": bool(fast_gather),
         "fast_likelihood": bool(fast_likelihood),
+        "layout": repr(sampling_layout(md)) if fast_likelihood else None,
         "blocks": [
             (
                 b.name,

@@ -1,11 +1,12 @@
-"""Exactness of the fast forms of the model (no sampling).
+"""Exactness of the sampling form of the model (no sampling).
 
-`models.ops` provides a gather / segment-sum pair for the group effects and a fused
-Bernoulli/binomial log-likelihood; `models.logistic.hierarchical_logistic` uses them with
-``fast_gather=True`` / ``fast_likelihood=True`` (nutpie samples the latter by default). Here
-the fast and the straightforward model are compiled for the same small data and their log
-densities and gradients compared at random points, with PyMC's default compile and through
-nutpie's compiled callback; the Ops' gradients are checked by finite differences.
+`models.logistic.hierarchical_logistic(..., fast_likelihood=True)` (what nutpie samples)
+computes the likelihood with one Op, `models.ops.glmm_loglik` (kernel:
+`models.kernels.glmm_logit`), reading area-level predictors once per level. Here the fast
+and the straightforward model are compiled for the same small data and their log densities
+and gradients compared at random points, with PyMC's default compile and through nutpie's
+compiled callback; the Op's gradient is checked by finite differences and the kernel's
+``exp``/``log1p`` against the C library's.
 """
 
 from __future__ import annotations
@@ -20,18 +21,22 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 from pytensor.gradient import verify_grad
+from scipy.special import gammaln
 
 from models import build_model_data, resolve_priors
-from models.logistic import data_values, hierarchical_logistic, structure_key
-from models.ops import gather, logit_likelihood, segment_sum
+from models.kernels import exp_neg, log1p_unit
+from models.logistic import data_values, hierarchical_logistic, sampling_layout, structure_key
+from models.ops import glmm_loglik
 
 RTOL = 1e-10
 
 FORMULAS = {
     # a correlated varying slope and a second block (random intercept) in one model
-    "bernoulli": "y ~ x + w + (1 + x | lad) + (1 | school)",
-    "binomial": "cbind(succ, n - succ) ~ x + (1 + x | lad) + (1 | school)",
+    # (``area`` is constant within LAs: read once per LA by the sampling form)
+    "bernoulli": "y ~ x + w + area + (1 + x | lad) + (1 | school)",
+    "binomial": "cbind(succ, n - succ) ~ x + area + (1 + x | lad) + (1 | school)",
     "intercept_only": "y ~ 1 + (1 | lad)",
+    "random_intercept": "y ~ x + area + x:area + (1 | lad)",
 }
 
 
@@ -47,6 +52,7 @@ def df() -> pd.DataFrame:
             "y": rng.binomial(1, 1 / (1 + np.exp(-eta))),
             "x": x,
             "w": rng.normal(size=n),
+            "area": rng.normal(size=15)[lad],
             "lad": [f"E0{k:02d}" for k in lad],
             "school": rng.choice([f"s{k}" for k in range(6)], n),
             "succ": rng.binomial(8, 1 / (1 + np.exp(-eta))),
@@ -67,25 +73,21 @@ def _logp_dlogp(model: pm.Model):
     return lambda p: (float(logp(p)), np.asarray(dlogp(p)))
 
 
-BOTH = {"fast_gather": True, "fast_likelihood": True}
-CASES = [
-    *[(f, c, BOTH) for f in FORMULAS for c in (False, True)],
-    ("bernoulli", False, {"fast_gather": True}),
-    ("bernoulli", False, {"fast_likelihood": True}),
-]
+CASES = [(f, c) for f in FORMULAS for c in (False, True)]
 
 
-@pytest.mark.parametrize(("formula", "centered", "form"), CASES)
-def test_fast_forms_have_the_same_log_density_and_gradient(df, formula, centered, form):
+@pytest.mark.parametrize(("formula", "centered"), CASES)
+def test_sampling_form_has_the_same_log_density_and_gradient(df, formula, centered):
     md = build_model_data(FORMULAS[formula], df)
     priors = resolve_priors(md)
-    plain = hierarchical_logistic(md, priors, centered=centered, fast_gather=False)
-    fast = hierarchical_logistic(md, priors, centered=centered, **form)
+    plain = hierarchical_logistic(md, priors, centered=centered)
+    fast = hierarchical_logistic(md, priors, centered=centered, fast_likelihood=True)
     # same free parameters (names and shapes) and the same reported variables
     assert [v.name for v in plain.value_vars] == [v.name for v in fast.value_vars]
     assert [d.name for d in plain.deterministics] == [d.name for d in fast.deterministics]
-    assert {k: v for k, v in plain.named_vars_to_dims.items() if k != "y"} == {
-        k: v for k, v in fast.named_vars_to_dims.items() if k != "y"
+    reported = [v.name for v in (*plain.free_RVs, *plain.deterministics)]
+    assert {k: plain.named_vars_to_dims.get(k) for k in reported} == {
+        k: fast.named_vars_to_dims.get(k) for k in reported
     }
     f_plain, f_fast = _logp_dlogp(plain), _logp_dlogp(fast)
     for p in _points(plain, 4, seed=3):
@@ -94,6 +96,20 @@ def test_fast_forms_have_the_same_log_density_and_gradient(df, formula, centered
         assert np.isfinite(lp0)
         np.testing.assert_allclose(lp1, lp0, rtol=RTOL)
         np.testing.assert_allclose(g1, g0, rtol=RTOL, atol=RTOL * np.max(np.abs(g0)))
+
+
+def test_sampling_layout_reads_area_predictors_per_level(df):
+    md = build_model_data(FORMULAS["bernoulli"], df)
+    layout = sampling_layout(md)
+    coefs = [t for t in md.fixed_terms if t != "Intercept"]
+    assert [coefs[j] for j in layout.level_cols] == ["area"]
+    assert [coefs[j] for j in layout.row_cols] == ["x", "w"]
+    assert md.blocks[layout.level_block].factor == "lad" and not layout.unit_w
+    ri = sampling_layout(build_model_data(FORMULAS["random_intercept"], df))
+    assert len(ri.level_cols) == 1 and len(ri.row_cols) == 2 and ri.unit_w  # x:area varies within LAs
+    # one row that breaks the constancy moves the column back to the rows
+    md2 = build_model_data(FORMULAS["bernoulli"], df.assign(area=df["area"].where(df.index != 7, 99.0)))
+    assert sampling_layout(md2).level_cols == ()
 
 
 def test_default_model_keeps_the_observed_likelihood(df):
@@ -111,12 +127,14 @@ def test_default_model_keeps_the_observed_likelihood(df):
 def test_structure_key_tells_the_forms_apart(df):
     md = build_model_data(FORMULAS["bernoulli"], df)
     pri = resolve_priors(md)
-    keys = {
-        structure_key(md, pri, centered=False, fast_gather=g, fast_likelihood=lk)
-        for g in (False, True)
-        for lk in (False, True)
-    }
+    keys = {structure_key(md, pri, centered=c, fast_likelihood=lk) for c in (False, True) for lk in (False, True)}
     assert len(keys) == 4
+    # a different area-level layout is a different compiled model; new values of the same layout are not
+    moved = df.assign(area=df["area"].where(df.index != 7, 99.0))
+    shifted = df.assign(area=df["area"] + 1.0, y=1 - df["y"])
+    key = structure_key(md, pri, centered=False, fast_likelihood=True)
+    assert structure_key(build_model_data(FORMULAS["bernoulli"], moved), pri, centered=False, fast_likelihood=True) != key
+    assert structure_key(build_model_data(FORMULAS["bernoulli"], shifted), pri, centered=False, fast_likelihood=True) == key
 
 
 def _nutpie_caller(compiled):
@@ -144,12 +162,10 @@ def _nutpie_caller(compiled):
 def test_nutpie_compiled_fast_model_matches_the_plain_one(df):
     md = build_model_data(FORMULAS["bernoulli"], df)
     pri = resolve_priors(md)
-    plain = nutpie.compile_pymc_model(hierarchical_logistic(md, pri, fast_gather=False), backend="numba")
-    fast = nutpie.compile_pymc_model(
-        hierarchical_logistic(md, pri, fast_gather=True, fast_likelihood=True), backend="numba"
-    )
+    plain = nutpie.compile_pymc_model(hierarchical_logistic(md, pri), backend="numba")
+    fast = nutpie.compile_pymc_model(hierarchical_logistic(md, pri, fast_likelihood=True), backend="numba")
     assert plain.n_dim == fast.n_dim and plain._shapes == fast._shapes
-    assert {k: v for k, v in plain.dims.items() if k != "y"} == fast.dims
+    assert {k: plain.dims.get(k) for k in plain._shapes} == {k: fast.dims.get(k) for k in fast._shapes}
     rng = np.random.default_rng(5)
     c_plain, c_fast = _nutpie_caller(plain), _nutpie_caller(fast)
     for _ in range(4):
@@ -159,10 +175,10 @@ def test_nutpie_compiled_fast_model_matches_the_plain_one(df):
         np.testing.assert_allclose(lp1, lp0, rtol=RTOL)
         np.testing.assert_allclose(g1, g0, rtol=RTOL, atol=RTOL * np.max(np.abs(g0)))
     # new data swapped into the compiled model (as `models.compiled` reuses it)
-    df2 = df.assign(y=1 - df["y"], x=df["x"][::-1].to_numpy())
+    df2 = df.assign(y=1 - df["y"], x=df["x"][::-1].to_numpy(), area=df["area"] * 2.0)
     md2 = build_model_data(FORMULAS["bernoulli"], df2)
     c_plain2 = _nutpie_caller(plain.with_data(**data_values(md2, pri)))
-    c_fast2 = _nutpie_caller(fast.with_data(**data_values(md2, pri)))
+    c_fast2 = _nutpie_caller(fast.with_data(**data_values(md2, pri, fast_likelihood=True)))
     x = rng.normal(0, 0.7, plain.n_dim)
     lp0, g0 = c_plain2(x)
     lp1, g1 = c_fast2(x)
@@ -171,42 +187,62 @@ def test_nutpie_compiled_fast_model_matches_the_plain_one(df):
     assert lp0 != pytest.approx(c_plain(x)[0])  # the data did change
 
 
-def test_ops_gradients_by_finite_differences():
+def _op_inputs(rng, m=60, q=9, k=3, J=2, binomial=False):
+    XT = rng.normal(size=(k, m))
+    PT = rng.integers(0, q, (J, m))
+    WT = rng.normal(size=(J, m))
+    n = rng.integers(1, 9, m).astype(float) if binomial else np.ones(m)
+    y = rng.binomial(n.astype(int), 0.4).astype(float)
+    return XT, PT, WT, y, n
+
+
+@pytest.mark.parametrize("unit_w", [True, False])
+@pytest.mark.parametrize("family", ["bernoulli", "binomial"])
+def test_op_gradient_by_finite_differences(family, unit_w):
     rng = np.random.default_rng(0)
-    idx = rng.integers(0, 7, 50).astype("int32")
-    idx[:7] = np.arange(7)
-    verify_grad(lambda x: gather(x, idx), [rng.normal(size=7)], rng=rng)
-    verify_grad(lambda v: segment_sum(v, idx, 7), [rng.normal(size=50)], rng=rng)
-    y = rng.integers(0, 2, 50).astype("int32")
-    verify_grad(lambda eta: logit_likelihood(eta, y), [rng.normal(0, 3, 50)], rng=rng)
-    trials = rng.integers(1, 9, 50).astype("int32")
-    succ = rng.binomial(trials, 0.3).astype("int32")
-    verify_grad(lambda eta: logit_likelihood(eta, succ, trials), [rng.normal(0, 3, 50)], rng=rng)
+    XT, PT, WT, y, n = _op_inputs(rng, binomial=family == "binomial")
+
+    def loglik(b, c, R):
+        return glmm_loglik(XT, b, c, R, PT, WT, y, n, 0.0, family=family, unit_w=unit_w)
+
+    verify_grad(loglik, [rng.normal(size=3), np.asarray(0.3), rng.normal(0, 2, 9)], rng=rng)
 
 
 @pytest.mark.parametrize("mode", ["FAST_RUN", "NUMBA"])
-def test_ops_agree_with_numpy_and_pymc(mode):
+@pytest.mark.parametrize("unit_w", [True, False])
+def test_op_agrees_with_pymc_in_both_backends(mode, unit_w):
     rng = np.random.default_rng(1)
-    x, v, eta = pt.dvector("x"), pt.dvector("v"), pt.dvector("eta")
-    i, y, n = pt.ivector("i"), pt.ivector("y"), pt.ivector("n")
-    xv, iv = rng.normal(size=9), rng.integers(0, 9, 300).astype("int32")
-    vv, ev = rng.normal(size=300), rng.normal(0, 4, 300)
-    ev[:4] = [-50.0, 50.0, 0.0, -20.0]  # tails of the softplus
-    nv = rng.integers(1, 12, 300).astype("int32")
-    yb, yn = rng.integers(0, 2, 300).astype("int32"), rng.binomial(nv, 0.6).astype("int32")
-    f = pytensor.function([x, i, v], [gather(x, i), segment_sum(v, i, 9)], mode=mode)
-    g, s = f(xv, iv, vv)
-    np.testing.assert_array_equal(g, xv[iv])
-    np.testing.assert_allclose(s, np.bincount(iv, weights=vv, minlength=9), rtol=1e-13)
-    bern = logit_likelihood(eta, y)
-    ref_b = pm.logp(pm.Bernoulli.dist(logit_p=eta), y).sum()
-    binom = logit_likelihood(eta, y, n)
-    ref_n = pm.logp(pm.Binomial.dist(n=n, logit_p=eta), y).sum()
-    fb = pytensor.function([eta, y], [bern, pt.grad(bern, eta), ref_b, pt.grad(ref_b, eta)], mode=mode)
-    fn = pytensor.function([eta, y, n], [binom, pt.grad(binom, eta), ref_n, pt.grad(ref_n, eta)], mode=mode)
-    for out in (fb(ev, yb), fn(ev, yn, nv)):
-        np.testing.assert_allclose(out[0], out[2], rtol=RTOL)
-        np.testing.assert_allclose(out[1], out[3], rtol=RTOL, atol=1e-14)
-    assert fb(ev, np.where(np.arange(300) == 5, 2, yb).astype("int32"))[0] == -np.inf
-    with pytest.raises(IndexError):
-        f(xv, np.where(np.arange(300) == 5, 9, iv).astype("int32"), vv)
+    m, q = 2_000, 40  # several blocks of the kernel's 512 rows
+    XT, PT, WT, y, n = _op_inputs(rng, m=m, q=q, k=4, J=3, binomial=True)
+    b, c, R = pt.dvector("b"), pt.dscalar("c"), pt.dvector("R")
+    bv, Rv = rng.normal(0, 1, 4), rng.normal(0, 3, q)
+    Rv[:3] = [-60.0, 60.0, 0.0]  # tails of the softplus
+    w = 1.0 if unit_w else WT
+    eta = c + pt.dot(XT.T, b) + sum((w if unit_w else w[j]) * R[PT[j]] for j in range(3))
+    const = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)))
+    for family, yy, nn, ref in (
+        ("bernoulli", (y > 0).astype(float), n, pm.logp(pm.Bernoulli.dist(logit_p=eta), (y > 0).astype(float)).sum()),
+        ("binomial", y, n, pm.logp(pm.Binomial.dist(n=n, logit_p=eta), y).sum()),
+    ):
+        lik = glmm_loglik(XT, b, c, R, PT, WT, yy, nn, const if family == "binomial" else 0.0, family=family, unit_w=unit_w)
+        f = pytensor.function([b, c, R], [lik, *pt.grad(lik, [b, c, R]), ref, *pt.grad(ref, [b, c, R])], mode=mode)
+        out = f(bv, 0.2, Rv)
+        for got, want in zip(out[:4], out[4:], strict=True):
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-12)
+    bad = glmm_loglik(XT, b, c, R, PT, WT, np.where(np.arange(m) == 5, 9.0, y), n, 0.0, family="binomial", unit_w=unit_w)
+    assert pytensor.function([b, c, R], bad, mode=mode)(bv, 0.2, Rv) == -np.inf
+
+
+def test_kernel_exp_and_log1p_match_the_c_library():
+    rng = np.random.default_rng(2)
+    a = np.concatenate([rng.uniform(0, 40, 50_000), rng.uniform(0, 1e-3, 1000), [0.0, 1e-300, 707.9]])
+    out, bits = np.empty_like(a), np.empty(a.shape[0], dtype=np.int64)
+    exp_neg(a, out, bits)
+    np.testing.assert_allclose(out, np.exp(-a), rtol=4e-16, atol=0)
+    big = np.array([708.5, 745.0, 1e6])
+    exp_neg(big, out[:3], bits[:3])
+    assert np.all(out[:3] == 0.0)
+    e = np.concatenate([rng.uniform(0, 1, 50_000), [0.0, 1e-300, 1e-17, 0.41421356237309503, 1.0]])
+    got = np.empty_like(e)
+    log1p_unit(e, got)
+    np.testing.assert_allclose(got, np.log1p(e), rtol=6e-16, atol=0)
