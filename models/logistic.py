@@ -226,9 +226,7 @@ def sampling_layout(md: ModelData) -> SamplingLayout:
     Xc, _ = _centred_design(md)
     best: tuple[int | None, tuple[int, ...]] = (None, ())
     for bi, block in enumerate(md.blocks):
-        cols = tuple(
-            j for j in range(Xc.shape[1]) if _constant_within(Xc[:, j], block.idx, block.n_levels)
-        )
+        cols = tuple(j for j in range(Xc.shape[1]) if _constant_within(Xc[:, j], block.idx, block.n_levels))
         if len(cols) > len(best[1]):
             best = (bi, cols)
     level_block, level_cols = best

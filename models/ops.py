@@ -91,7 +91,9 @@ class GLMMLikelihood(Op):
         data = {k: disconnected_type() for k in (0, 4, 5, 6, 7, 8)}
         if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
             msg = "second derivatives of the log-likelihood"
-            return [grad_not_implemented(self, k, inputs[k], msg) if k not in data else data[k] for k in range(9)]
+            return [
+                grad_not_implemented(self, k, inputs[k], msg) if k not in data else data[k] for k in range(9)
+            ]
         if isinstance(g_logp.type, DisconnectedType):
             return [disconnected_type() for _ in inputs]
         grads = {1: g_logp * outputs[1], 2: g_logp * outputs[2], 3: g_logp * outputs[3]}
@@ -139,7 +141,18 @@ def _numba_funcify_glmm_likelihood(op, node, **kwargs):
         gb = np.empty(b.shape[0])
         gR = np.empty(R.shape[0])
         logp, gc, outside = glmm_logit(
-            np.ascontiguousarray(XT), b, c.item(), R, np.ascontiguousarray(PT), WT, y, n, binomial, unit_w, gb, gR
+            np.ascontiguousarray(XT),
+            b,
+            c.item(),
+            R,
+            np.ascontiguousarray(PT),
+            WT,
+            y,
+            n,
+            binomial,
+            unit_w,
+            gb,
+            gR,
         )
         total = -np.inf if outside else logp + const.item()
         return np.asarray(total), gb, np.asarray(gc), gR

@@ -127,14 +127,26 @@ def test_default_model_keeps_the_observed_likelihood(df):
 def test_structure_key_tells_the_forms_apart(df):
     md = build_model_data(FORMULAS["bernoulli"], df)
     pri = resolve_priors(md)
-    keys = {structure_key(md, pri, centered=c, fast_likelihood=lk) for c in (False, True) for lk in (False, True)}
+    keys = {
+        structure_key(md, pri, centered=c, fast_likelihood=lk) for c in (False, True) for lk in (False, True)
+    }
     assert len(keys) == 4
     # a different area-level layout is a different compiled model; new values of the same layout are not
     moved = df.assign(area=df["area"].where(df.index != 7, 99.0))
     shifted = df.assign(area=df["area"] + 1.0, y=1 - df["y"])
     key = structure_key(md, pri, centered=False, fast_likelihood=True)
-    assert structure_key(build_model_data(FORMULAS["bernoulli"], moved), pri, centered=False, fast_likelihood=True) != key
-    assert structure_key(build_model_data(FORMULAS["bernoulli"], shifted), pri, centered=False, fast_likelihood=True) == key
+    assert (
+        structure_key(
+            build_model_data(FORMULAS["bernoulli"], moved), pri, centered=False, fast_likelihood=True
+        )
+        != key
+    )
+    assert (
+        structure_key(
+            build_model_data(FORMULAS["bernoulli"], shifted), pri, centered=False, fast_likelihood=True
+        )
+        == key
+    )
 
 
 def _nutpie_caller(compiled):
@@ -221,15 +233,26 @@ def test_op_agrees_with_pymc_in_both_backends(mode, unit_w):
     eta = c + pt.dot(XT.T, b) + sum((w if unit_w else w[j]) * R[PT[j]] for j in range(3))
     const = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)))
     for family, yy, nn, ref in (
-        ("bernoulli", (y > 0).astype(float), n, pm.logp(pm.Bernoulli.dist(logit_p=eta), (y > 0).astype(float)).sum()),
+        (
+            "bernoulli",
+            (y > 0).astype(float),
+            n,
+            pm.logp(pm.Bernoulli.dist(logit_p=eta), (y > 0).astype(float)).sum(),
+        ),
         ("binomial", y, n, pm.logp(pm.Binomial.dist(n=n, logit_p=eta), y).sum()),
     ):
-        lik = glmm_loglik(XT, b, c, R, PT, WT, yy, nn, const if family == "binomial" else 0.0, family=family, unit_w=unit_w)
-        f = pytensor.function([b, c, R], [lik, *pt.grad(lik, [b, c, R]), ref, *pt.grad(ref, [b, c, R])], mode=mode)
+        lik = glmm_loglik(
+            XT, b, c, R, PT, WT, yy, nn, const if family == "binomial" else 0.0, family=family, unit_w=unit_w
+        )
+        f = pytensor.function(
+            [b, c, R], [lik, *pt.grad(lik, [b, c, R]), ref, *pt.grad(ref, [b, c, R])], mode=mode
+        )
         out = f(bv, 0.2, Rv)
         for got, want in zip(out[:4], out[4:], strict=True):
             np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-12)
-    bad = glmm_loglik(XT, b, c, R, PT, WT, np.where(np.arange(m) == 5, 9.0, y), n, 0.0, family="binomial", unit_w=unit_w)
+    bad = glmm_loglik(
+        XT, b, c, R, PT, WT, np.where(np.arange(m) == 5, 9.0, y), n, 0.0, family="binomial", unit_w=unit_w
+    )
     assert pytensor.function([b, c, R], bad, mode=mode)(bv, 0.2, Rv) == -np.inf
 
 
