@@ -5,7 +5,9 @@ a PyMC model with partial pooling and correlated varying slopes, samples it (nut
 default), checks convergence, saves fits as NetCDF and predicts for new rows.
 
 Modules: `formula` (formula -> arrays), `priors` (defaults and overrides), `logistic` (the
-model family), `fitting` (fit, save, load), `convergence` (the gate), `prediction`.
+model family), `fitting` (fit, save, load), `convergence` (the gate), `prediction`; for
+speed, `compiled` (compile once per model structure), `ops` (the sampling form's
+likelihood Op) and `kernels` (its vectorised numba kernel).
 """
 
 from models.convergence import Convergence, check_convergence
