@@ -16,6 +16,7 @@ every summary made from it unless the user accepts it explicitly.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import arviz as az
@@ -75,13 +76,25 @@ def checked_variables(posterior: xr.Dataset) -> list[str]:
     return [v for v in posterior.data_vars if not str(v).startswith(_INTERNAL_PREFIXES)]
 
 
+def _constant_masked(stat: xr.Dataset, post: xr.Dataset, worst: float) -> xr.Dataset:
+    """A diagnostic with NaN for elements constant over every draw of every chain (nothing to
+    diagnose) and ``worst`` where it is not finite for an element that varies (a stuck chain:
+    zero variance within it gives an infinite or undefined R-hat, which must fail the gate)."""
+    out = {}
+    for name, da in stat.data_vars.items():
+        draws = post[name]
+        constant = draws.max(("chain", "draw")) == draws.min(("chain", "draw"))
+        out[name] = da.where(np.isfinite(da) | constant, worst).where(~constant)
+    return xr.Dataset(out)
+
+
 def _worst(ds: xr.Dataset, largest: bool) -> tuple[float, str]:
     best_val, best_name = (-np.inf if largest else np.inf), ""
     for name, da in ds.data_vars.items():
         vals = np.asarray(da.values, dtype=float)
-        if not np.isfinite(vals).any():
+        if np.isnan(vals).all():
             continue
-        flat = np.where(np.isfinite(vals), vals, -np.inf if largest else np.inf)
+        flat = np.where(np.isnan(vals), -np.inf if largest else np.inf, vals)
         i = int(np.argmax(flat) if largest else np.argmin(flat))
         v = float(flat.flat[i])
         if (largest and v > best_val) or (not largest and v < best_val):
@@ -126,9 +139,13 @@ def check_convergence(idata, thresholds: dict | None = None) -> Convergence:
     stats = idata["sample_stats"].to_dataset()
     n_chains, n_draws = post.sizes["chain"], post.sizes["draw"]
 
-    rhat = az.rhat(post)
-    ess_bulk = az.ess(post, method="bulk")
-    ess_tail = az.ess(post, method="tail")
+    with warnings.catch_warnings():
+        # constant elements (the unit diagonal of a correlation matrix) have no R-hat or ESS;
+        # `_constant_masked` tells them from a chain that is stuck
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = _constant_masked(az.rhat(post), post, worst=np.inf)
+        ess_bulk = _constant_masked(az.ess(post, method="bulk"), post, worst=0.0)
+        ess_tail = _constant_masked(az.ess(post, method="tail"), post, worst=0.0)
     max_rhat, worst_rhat = _worst(rhat, largest=True)
     min_bulk, worst_bulk = _worst(ess_bulk, largest=False)
     min_tail, worst_tail = _worst(ess_tail, largest=False)
