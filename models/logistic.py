@@ -28,7 +28,10 @@ in one vectorised pass over the rows). Two rearrangements of the same sum make i
   predictors such as walkability) enter once per level, ``(X_level b_area)[lad]``, like a
   random intercept, instead of once per row (`sampling_layout`);
 * every group effect ``r_g[level, term]`` and that per-level area predictor sit in one flat
-  vector ``R`` read at precomputed positions, ``R[P[j, i]]`` (weights ``Z_g[i, t]``).
+  vector ``R`` read at precomputed positions, ``R[P[j, i]]`` (weights ``Z_g[i, t]``);
+* rows that agree on everything the likelihood reads (categorical individual predictors,
+  same LA) are pooled into binomial cells, ``y_c eta_c - n_c softplus(eta_c)``, when that
+  at least halves the rows.
 
 The log density and its gradient equal the default model's to rounding
 (tests/test_models_fast.py). The default model keeps ``pm.Bernoulli``/``pm.Binomial`` as the
@@ -190,7 +193,7 @@ def _likelihood(md: ModelData, eta) -> None:
 
 @dataclass(frozen=True)
 class SamplingLayout:
-    """How the sampling form arranges the linear predictor (fixed by the model's structure).
+    """How the sampling form arranges the likelihood (fixed by the model's structure).
 
     Attributes
     ----------
@@ -203,12 +206,22 @@ class SamplingLayout:
         Index of the block whose factor carries ``level_cols`` (None: no such columns).
     unit_w : bool
         Every effect enters with weight 1 (random intercepts only).
+    cells : int or None
+        Number of binomial cells when rows that share every value the likelihood reads
+        (row design, group levels, slope values) are pooled, as
+        ``sum y eta - n softplus(eta)`` over identical rows equals their summed Bernoulli
+        terms; None when pooling would not halve the rows (continuous predictors).
     """
 
     row_cols: tuple[int, ...]
     level_cols: tuple[int, ...]
     level_block: int | None
     unit_w: bool
+    cells: int | None = None
+
+
+#: Pool rows into binomial cells when that leaves at most this share of the rows.
+POOL_BELOW = 0.5
 
 
 def _constant_within(col: np.ndarray, idx: np.ndarray, n_levels: int) -> bool:
@@ -218,10 +231,13 @@ def _constant_within(col: np.ndarray, idx: np.ndarray, n_levels: int) -> bool:
 
 
 def sampling_layout(md: ModelData) -> SamplingLayout:
-    """Which fixed columns are area-level (constant within a grouping factor's levels).
+    """Which fixed columns are area-level, and whether rows pool into binomial cells.
 
-    The block whose factor makes the most columns constant carries them (the first such
-    block on ties). Exact equality is required; the rest are read per row.
+    A column is area-level when it is exactly constant within the levels of a grouping
+    factor; the block whose factor makes the most columns constant carries them (the
+    first such block on ties), the rest are read per row. Rows pool into cells when the
+    distinct combinations of what the likelihood reads number at most `POOL_BELOW` of
+    the rows (categorical individual predictors).
     """
     Xc, _ = _centred_design(md)
     best: tuple[int | None, tuple[int, ...]] = (None, ())
@@ -232,15 +248,16 @@ def sampling_layout(md: ModelData) -> SamplingLayout:
     level_block, level_cols = best
     row_cols = tuple(j for j in range(Xc.shape[1]) if j not in level_cols)
     unit_w = all(np.all(block.Z == 1.0) for block in md.blocks)
-    return SamplingLayout(row_cols, level_cols, level_block, unit_w)
+    layout = SamplingLayout(row_cols, level_cols, level_block, unit_w)
+    n_cells = _cells(_row_arrays(md, layout))[2]
+    if n_cells <= POOL_BELOW * md.n_obs:
+        layout = SamplingLayout(row_cols, level_cols, level_block, unit_w, n_cells)
+    return layout
 
 
-def _sampling_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndarray]:
-    """Data of the sampling form: transposed row design, per-level design, positions, weights."""
+def _row_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndarray]:
+    """Per-row data of the sampling form: transposed row design, positions, weights, y, n."""
     Xc, _ = _centred_design(md)
-    out: dict[str, np.ndarray] = {
-        "XT_rows": np.ascontiguousarray(Xc[:, list(layout.row_cols)].T),
-    }
     positions, weights, offset = [], [], 0
     for block in md.blocks:
         k = len(block.terms)
@@ -250,17 +267,57 @@ def _sampling_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndar
         offset += block.n_levels * k
     if layout.level_cols:
         block = md.blocks[layout.level_block]
+        positions.append(offset + block.idx.astype(np.int64))
+        weights.append(np.ones(md.n_obs))
+    return {
+        "XT_rows": np.ascontiguousarray(Xc[:, list(layout.row_cols)].T),
+        "P_effects": np.array(positions, dtype=np.int64).reshape(-1, md.n_obs),
+        "W_effects": np.array(weights, dtype=np.float64).reshape(-1, md.n_obs),
+        "y_lik": np.asarray(md.y, dtype=np.float64),
+        "n_lik": np.asarray(md.trials if md.family == "binomial" else np.ones(md.n_obs), dtype=np.float64),
+    }
+
+
+def _cells(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Distinct rows of (design, positions, weights): their values, each row's cell, count."""
+    key = np.concatenate([rows["XT_rows"], rows["P_effects"].astype(np.float64), rows["W_effects"]]).T
+    if key.shape[1] == 0:  # nothing varies: one cell
+        return key[:1], np.zeros(key.shape[0], dtype=np.int64), min(1, key.shape[0])
+    values, inverse = np.unique(key, axis=0, return_inverse=True)
+    return values, inverse.ravel(), values.shape[0]
+
+
+def _sampling_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndarray]:
+    """Data of the sampling form (`_row_arrays`, pooled into cells when the layout says so)."""
+    Xc, _ = _centred_design(md)
+    out = _row_arrays(md, layout)
+    if layout.cells is not None:
+        values, inverse, n_cells = _cells(out)
+        if n_cells != layout.cells:
+            raise ValueError(f"data pool into {n_cells} cells, the compiled model into {layout.cells}")
+        k, J = out["XT_rows"].shape[0], out["P_effects"].shape[0]
+        out = {
+            "XT_rows": np.ascontiguousarray(values[:, :k].T),
+            "P_effects": values[:, k : k + J].T.astype(np.int64),
+            "W_effects": values[:, k + J :].T,
+            "y_lik": np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
+            "n_lik": np.bincount(inverse, weights=out["n_lik"], minlength=n_cells),
+        }
+    out["P_effects"] = np.ascontiguousarray(out["P_effects"])
+    if layout.unit_w:
+        del out["W_effects"]
+    else:
+        out["W_effects"] = np.ascontiguousarray(out["W_effects"])
+    if layout.level_cols:
+        block = md.blocks[layout.level_block]
         level_X = np.zeros((block.n_levels, len(layout.level_cols)))
         level_X[block.idx] = Xc[:, list(layout.level_cols)]
         out["X_level"] = level_X
-        positions.append(offset + block.idx.astype(np.int64))
-        weights.append(np.ones(md.n_obs))
-    out["P_effects"] = np.ascontiguousarray(np.array(positions, dtype=np.int64).reshape(-1, md.n_obs))
-    if not layout.unit_w:
-        out["W_effects"] = np.ascontiguousarray(np.array(weights, dtype=np.float64).reshape(-1, md.n_obs))
-    if md.family == "binomial":
+    const = 0.0
+    if md.family == "binomial":  # log C(n, y) of the original rows (pooling does not change it)
         n, y = md.trials, md.y
-        out["loglik_const"] = np.asarray(float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1))))
+        const = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)))
+    out["loglik_const"] = np.asarray(const)
     return out
 
 
@@ -276,7 +333,6 @@ def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects)
     layout = sampling_layout(md)
     arrays = _sampling_arrays(md, layout)
     data = {name: pm.Data(name, value) for name, value in arrays.items()}
-    y_obs = pm.Data("y_obs", md.y, dims="obs_id")
     if b is None:
         b_rows = pt.zeros(0)
     elif len(layout.row_cols) == Xc.shape[1]:
@@ -288,7 +344,7 @@ def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects)
         b_level = pt.dot(_selection(layout.level_cols, Xc.shape[1]), b)
         flat.append(pt.dot(data["X_level"], b_level))
     R = pt.concatenate(flat) if flat else pt.zeros(0)
-    binomial = md.family == "binomial"
+    pooled = layout.cells is not None
     loglik = glmm_loglik(
         data["XT_rows"],
         b_rows,
@@ -296,10 +352,10 @@ def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects)
         R,
         data["P_effects"],
         data["W_effects"] if not layout.unit_w else np.zeros((0, 0)),
-        y_obs,
-        pm.Data("trials", md.trials, dims="obs_id") if binomial else y_obs,
-        data["loglik_const"] if binomial else 0.0,
-        family=md.family,
+        data["y_lik"],
+        data["n_lik"],
+        data["loglik_const"],
+        family="binomial" if pooled or md.family == "binomial" else "bernoulli",
         unit_w=layout.unit_w,
     )
     pm.Potential("y_loglik", loglik)
@@ -310,7 +366,7 @@ def data_values(
 ) -> dict[str, np.ndarray]:
     """Values of every `pm.Data` of `hierarchical_logistic`, for reusing a compiled model."""
     Xc, x_mean = _centred_design(md)
-    out: dict[str, np.ndarray] = {"y_obs": md.y}
+    out: dict[str, np.ndarray] = {}
     if Xc.shape[1]:
         if md.has_intercept:
             out["x_mean"] = x_mean
@@ -319,11 +375,12 @@ def data_values(
         if all(p.family == "normal" for p in ps):
             out["b_prior_mu"] = np.array([p.params[0] for p in ps])
             out["b_prior_sigma"] = np.array([p.params[1] for p in ps])
-    if md.family == "binomial":
-        out["trials"] = md.trials
     if fast_likelihood:
         out.update(_sampling_arrays(md, sampling_layout(md)))
         return out
+    out["y_obs"] = md.y
+    if md.family == "binomial":
+        out["trials"] = md.trials
     if Xc.shape[1]:
         out["X_centred"] = Xc
     for block in md.blocks:

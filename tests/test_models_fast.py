@@ -37,6 +37,9 @@ FORMULAS = {
     "binomial": "cbind(succ, n - succ) ~ x + area + (1 + x | lad) + (1 | school)",
     "intercept_only": "y ~ 1 + (1 | lad)",
     "random_intercept": "y ~ x + area + x:area + (1 | lad)",
+    # categorical individual predictors: rows pool into binomial cells
+    "pooled": "y ~ female + age50 + area + (1 | lad)",
+    "pooled_slope": "cbind(succ, n - succ) ~ female * area + (1 + female | lad) + (1 | school)",
 }
 
 
@@ -53,6 +56,8 @@ def df() -> pd.DataFrame:
             "x": x,
             "w": rng.normal(size=n),
             "area": rng.normal(size=15)[lad],
+            "female": rng.integers(0, 2, n),
+            "age50": rng.integers(0, 2, n),
             "lad": [f"E0{k:02d}" for k in lad],
             "school": rng.choice([f"s{k}" for k in range(6)], n),
             "succ": rng.binomial(8, 1 / (1 + np.exp(-eta))),
@@ -107,6 +112,13 @@ def test_sampling_layout_reads_area_predictors_per_level(df):
     assert md.blocks[layout.level_block].factor == "lad" and not layout.unit_w
     ri = sampling_layout(build_model_data(FORMULAS["random_intercept"], df))
     assert len(ri.level_cols) == 1 and len(ri.row_cols) == 2 and ri.unit_w  # x:area varies within LAs
+    assert layout.cells is None and ri.cells is None  # continuous x: nothing to pool
+    pooled = build_model_data(FORMULAS["pooled"], df)
+    cells = sampling_layout(pooled).cells
+    assert cells == len(set(zip(df["female"], df["age50"], df["lad"], strict=True))) <= 60
+    arrays = data_values(pooled, resolve_priors(pooled), fast_likelihood=True)
+    assert arrays["y_lik"].shape == (cells,) and arrays["y_lik"].sum() == df["y"].sum()
+    assert arrays["n_lik"].sum() == len(df) and arrays["XT_rows"].shape == (2, cells)
     # one row that breaks the constancy moves the column back to the rows
     md2 = build_model_data(FORMULAS["bernoulli"], df.assign(area=df["area"].where(df.index != 7, 99.0)))
     assert sampling_layout(md2).level_cols == ()
