@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pymc as pm
@@ -230,14 +230,14 @@ def _constant_within(col: np.ndarray, idx: np.ndarray, n_levels: int) -> bool:
     return bool(np.array_equal(per_level[idx], col))
 
 
-def sampling_layout(md: ModelData) -> SamplingLayout:
-    """Which fixed columns are area-level, and whether rows pool into binomial cells.
+def sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]]:
+    """The sampling form's layout and the values of its `pm.Data`, computed once.
 
     A column is area-level when it is exactly constant within the levels of a grouping
     factor; the block whose factor makes the most columns constant carries them (the
-    first such block on ties), the rest are read per row. Rows pool into cells when the
-    distinct combinations of what the likelihood reads number at most `POOL_BELOW` of
-    the rows (categorical individual predictors).
+    first such block on ties), the rest are read per row. Rows pool into binomial cells
+    when the distinct combinations of what the likelihood reads number at most
+    `POOL_BELOW` of the rows (categorical individual predictors).
     """
     Xc, _ = _centred_design(md)
     best: tuple[int | None, tuple[int, ...]] = (None, ())
@@ -249,15 +249,44 @@ def sampling_layout(md: ModelData) -> SamplingLayout:
     row_cols = tuple(j for j in range(Xc.shape[1]) if j not in level_cols)
     unit_w = all(np.all(block.Z == 1.0) for block in md.blocks)
     layout = SamplingLayout(row_cols, level_cols, level_block, unit_w)
-    n_cells = _cells(_row_arrays(md, layout))[2]
+    out = _row_arrays(md, Xc, layout)
+    values, inverse, n_cells = _cells(out)
     if n_cells <= POOL_BELOW * md.n_obs:
-        layout = SamplingLayout(row_cols, level_cols, level_block, unit_w, n_cells)
-    return layout
+        layout = replace(layout, cells=n_cells)
+        k, J = out["XT_rows"].shape[0], out["P_effects"].shape[0]
+        out = {
+            "XT_rows": np.ascontiguousarray(values[:, :k].T),
+            "P_effects": values[:, k : k + J].T.astype(np.int64),
+            "W_effects": values[:, k + J :].T,
+            "y_lik": np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
+            "n_lik": np.bincount(inverse, weights=out["n_lik"], minlength=n_cells),
+        }
+    out["P_effects"] = np.ascontiguousarray(out["P_effects"])
+    if unit_w:
+        del out["W_effects"]
+    else:
+        out["W_effects"] = np.ascontiguousarray(out["W_effects"])
+    if level_cols:
+        block = md.blocks[level_block]
+        level_X = np.zeros((block.n_levels, len(level_cols)))
+        level_X[block.idx] = Xc[:, list(level_cols)]
+        out["X_level"] = level_X
+    const = 0.0
+    if md.family == "binomial":  # log C(n, y) of the original rows (pooling does not change it)
+        n, y = md.trials, md.y
+        const = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)))
+    out["loglik_const"] = np.asarray(const)
+    return layout, out
 
 
-def _row_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndarray]:
+def sampling_layout(md: ModelData) -> SamplingLayout:
+    """Which fixed columns are area-level, and whether rows pool into binomial cells
+    (see `sampling_form`)."""
+    return sampling_form(md)[0]
+
+
+def _row_arrays(md: ModelData, Xc: np.ndarray, layout: SamplingLayout) -> dict[str, np.ndarray]:
     """Per-row data of the sampling form: transposed row design, positions, weights, y, n."""
-    Xc, _ = _centred_design(md)
     positions, weights, offset = [], [], 0
     for block in md.blocks:
         k = len(block.terms)
@@ -287,40 +316,6 @@ def _cells(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
     return values, inverse.ravel(), values.shape[0]
 
 
-def _sampling_arrays(md: ModelData, layout: SamplingLayout) -> dict[str, np.ndarray]:
-    """Data of the sampling form (`_row_arrays`, pooled into cells when the layout says so)."""
-    Xc, _ = _centred_design(md)
-    out = _row_arrays(md, layout)
-    if layout.cells is not None:
-        values, inverse, n_cells = _cells(out)
-        if n_cells != layout.cells:
-            raise ValueError(f"data pool into {n_cells} cells, the compiled model into {layout.cells}")
-        k, J = out["XT_rows"].shape[0], out["P_effects"].shape[0]
-        out = {
-            "XT_rows": np.ascontiguousarray(values[:, :k].T),
-            "P_effects": values[:, k : k + J].T.astype(np.int64),
-            "W_effects": values[:, k + J :].T,
-            "y_lik": np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
-            "n_lik": np.bincount(inverse, weights=out["n_lik"], minlength=n_cells),
-        }
-    out["P_effects"] = np.ascontiguousarray(out["P_effects"])
-    if layout.unit_w:
-        del out["W_effects"]
-    else:
-        out["W_effects"] = np.ascontiguousarray(out["W_effects"])
-    if layout.level_cols:
-        block = md.blocks[layout.level_block]
-        level_X = np.zeros((block.n_levels, len(layout.level_cols)))
-        level_X[block.idx] = Xc[:, list(layout.level_cols)]
-        out["X_level"] = level_X
-    const = 0.0
-    if md.family == "binomial":  # log C(n, y) of the original rows (pooling does not change it)
-        n, y = md.trials, md.y
-        const = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)))
-    out["loglik_const"] = np.asarray(const)
-    return out
-
-
 def _selection(cols: tuple[int, ...], k: int) -> np.ndarray:
     """The 0/1 matrix S with ``S @ b == b[cols]``."""
     S = np.zeros((len(cols), k))
@@ -330,8 +325,7 @@ def _selection(cols: tuple[int, ...], k: int) -> np.ndarray:
 
 def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) -> None:
     """``pm.Potential("y_loglik")``: the likelihood by `models.ops.glmm_loglik`."""
-    layout = sampling_layout(md)
-    arrays = _sampling_arrays(md, layout)
+    layout, arrays = sampling_form(md)
     data = {name: pm.Data(name, value) for name, value in arrays.items()}
     if b is None:
         b_rows = pt.zeros(0)
@@ -376,7 +370,7 @@ def data_values(
             out["b_prior_mu"] = np.array([p.params[0] for p in ps])
             out["b_prior_sigma"] = np.array([p.params[1] for p in ps])
     if fast_likelihood:
-        out.update(_sampling_arrays(md, sampling_layout(md)))
+        out.update(sampling_form(md)[1])
         return out
     out["y_obs"] = md.y
     if md.family == "binomial":
