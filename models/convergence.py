@@ -76,15 +76,14 @@ def checked_variables(posterior: xr.Dataset) -> list[str]:
     return [v for v in posterior.data_vars if not str(v).startswith(_INTERNAL_PREFIXES)]
 
 
-def _constant_masked(stat: xr.Dataset, post: xr.Dataset, worst: float) -> xr.Dataset:
+def _constant_masked(stat: xr.Dataset, constant: xr.Dataset, worst: float) -> xr.Dataset:
     """A diagnostic with NaN for elements constant over every draw of every chain (nothing to
     diagnose) and ``worst`` where it is not finite for an element that varies (a stuck chain:
     zero variance within it gives an infinite or undefined R-hat, which must fail the gate)."""
     out = {}
     for name, da in stat.data_vars.items():
-        draws = post[name]
-        constant = draws.max(("chain", "draw")) == draws.min(("chain", "draw"))
-        out[name] = da.where(np.isfinite(da) | constant, worst).where(~constant)
+        const = constant[name]
+        out[name] = da.where(np.isfinite(da) | const, worst).where(~const)
     return xr.Dataset(out)
 
 
@@ -143,9 +142,10 @@ def check_convergence(idata, thresholds: dict | None = None) -> Convergence:
         # constant elements (the unit diagonal of a correlation matrix) have no R-hat or ESS;
         # `_constant_masked` tells them from a chain that is stuck
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = _constant_masked(az.rhat(post), post, worst=np.inf)
-        ess_bulk = _constant_masked(az.ess(post, method="bulk"), post, worst=0.0)
-        ess_tail = _constant_masked(az.ess(post, method="tail"), post, worst=0.0)
+        constant = post.max(("chain", "draw")) == post.min(("chain", "draw"))
+        rhat = _constant_masked(az.rhat(post), constant, worst=np.inf)
+        ess_bulk = _constant_masked(az.ess(post, method="bulk"), constant, worst=0.0)
+        ess_tail = _constant_masked(az.ess(post, method="tail"), constant, worst=0.0)
     max_rhat, worst_rhat = _worst(rhat, largest=True)
     min_bulk, worst_bulk = _worst(ess_bulk, largest=False)
     min_tail, worst_tail = _worst(ess_tail, largest=False)
