@@ -30,7 +30,7 @@ from models.kernels import glmm_logit
 
 __all__ = ["GLMMLikelihood", "glmm_loglik"]
 
-_FLOAT_INPUTS = ("XT", "b", "c", "R", "PT", "WT", "y", "n", "const")
+_INPUT_NAMES = ("XT", "b", "c", "R", "PT", "WT", "y", "n", "const")
 
 
 class GLMMLikelihood(Op):
@@ -47,12 +47,12 @@ class GLMMLikelihood(Op):
     def make_node(self, XT, b, c, R, PT, WT, y, n, const):
         inputs = [pt.as_tensor_variable(v) for v in (XT, b, c, R, PT, WT, y, n, const)]
         ndims = (2, 1, 0, 1, 2, 2, 1, 1, 0)
-        for name, v, nd in zip(_FLOAT_INPUTS, inputs, ndims, strict=True):
+        for name, v, nd in zip(_INPUT_NAMES, inputs, ndims, strict=True):
             if v.type.ndim != nd:
                 raise TypeError(f"glmm_loglik: {name} must have {nd} dimensions, got {v.type}")
         inputs = [
             pt.cast(v, "int64") if name == "PT" else pt.cast(v, "float64")
-            for name, v in zip(_FLOAT_INPUTS, inputs, strict=True)
+            for name, v in zip(_INPUT_NAMES, inputs, strict=True)
         ]
         outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dvector()]
         return Apply(self, inputs, outputs)
