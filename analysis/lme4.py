@@ -42,6 +42,10 @@ __all__ = [
     "glmer_data",
     "normalise_term",
     "r_available",
+    "r_design",
+    "r_designs",
+    "RBlock",
+    "RDesign",
 ]
 
 #: Path of the Rscript executable; ``None`` means ``$SAMEPLACE_RSCRIPT`` or ``Rscript``.
@@ -50,6 +54,7 @@ RSCRIPT: str | None = None
 R_DIR = Path(__file__).resolve().parent / "r"
 FIT_SCRIPT = R_DIR / "fit_glmer.R"
 DATA_SCRIPT = R_DIR / "lme4_data.R"
+DESIGN_SCRIPT = R_DIR / "design.R"
 
 INSTALL_HINT = (
     "install with `apt-get install r-base-core r-cran-lme4 r-cran-jsonlite` (Debian/Ubuntu), "
@@ -385,12 +390,13 @@ def _columns_used(data: pd.DataFrame, formula: str, extra: list[str]) -> list[st
     return [c for c in data.columns if str(c) in names]
 
 
-def _prepare_data(data: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def _prepare_data(data: pd.DataFrame, *, logical: bool = False) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Convert ``data`` to a CSV-ready frame and the column-type sidecar for R.
 
     Categorical columns keep their category order (first = reference level); string and
     object columns become factors with sorted levels, as ``formulae`` does; booleans
-    become 0/1 integers (``formulae`` treats them as numeric).
+    become 0/1 integers (``formulae`` treats them as numeric), or R logicals
+    (``TRUE``/``FALSE``, type ``"logical"``) when ``logical`` is true.
     """
     out = {}
     types: list[dict[str, Any]] = []
@@ -403,6 +409,9 @@ def _prepare_data(data: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]
                 raise ValueError(f"column '{name}': categories are not distinct as strings")
             out[name] = s.astype(object).map(lambda v: v if pd.isna(v) else str(v))
             types.append({"name": name, "type": "factor", "levels": levels})
+        elif pd.api.types.is_bool_dtype(s.dtype) and logical:
+            out[name] = s.astype(object).map(lambda v: v if pd.isna(v) else ("TRUE" if v else "FALSE"))
+            types.append({"name": name, "type": "logical"})
         elif pd.api.types.is_bool_dtype(s.dtype):
             out[name] = s.astype("Int64")
             types.append({"name": name, "type": "integer"})
@@ -582,6 +591,185 @@ def _result_from_r(
         formula=formula,
         optimizer=optimizers,
     )
+
+
+# --------------------------------------------------------------------------- designs
+
+
+@dataclass
+class RBlock:
+    """One random-effects block of lme4's design (an element of ``reTrms$Ztlist``).
+
+    Attributes
+    ----------
+    factor : str
+        Grouping factor as lme4 names it: ``"herd"``, ``"a:b"``; ``(1 | a/b)`` gives the
+        blocks ``"b:a"`` and ``"a"`` (lme4 puts the inner factor first).
+    terms : list of str
+        R's names of the varying terms (``cnms``), e.g. ``["(Intercept)", "x"]``. lme4
+        splits ``(1 + x || g)`` into one block per term.
+    levels : list of str
+        Levels of the grouping factor (unused levels dropped), e.g. ``"u:p"`` for ``b:a``.
+    idx : numpy.ndarray
+        0-based level of every kept row (int64, length ``len(RDesign.rows)``).
+    Z : numpy.ndarray
+        Shape (rows, len(terms)): each row's coefficient of each term on its own level.
+    """
+
+    factor: str
+    terms: list[str]
+    levels: list[str]
+    idx: np.ndarray
+    Z: np.ndarray
+
+
+@dataclass
+class RDesign:
+    """lme4's design of a formula on a data frame, as built by ``lme4::glFormula``.
+
+    Attributes
+    ----------
+    formula : str
+        The R formula.
+    rows : numpy.ndarray
+        0-based positions in the data of the rows kept (R's ``na.omit``), int64.
+    X : pandas.DataFrame
+        Fixed-effects design (``glFormula(...)$X``, i.e. ``model.matrix``) with R's column
+        names, one row per kept row, index ``rows``.
+    blocks : list of RBlock
+        Random-effects blocks in lme4's order (by decreasing number of levels); empty for
+        a formula without bars.
+    """
+
+    formula: str
+    rows: np.ndarray
+    X: pd.DataFrame
+    blocks: list[RBlock]
+
+
+def _design_from_r(raw: dict[str, Any]) -> RDesign:
+    """Build an :class:`RDesign` from one formula's JSON written by ``design.R``."""
+    rows = np.asarray(raw["rows"], dtype=np.int64) - 1
+    n = len(rows)
+
+    def matrix(cols: list[list[float | None]], k: int) -> np.ndarray:
+        out = np.empty((n, k))
+        for j, col in enumerate(cols):
+            out[:, j] = np.asarray([np.nan if v is None else v for v in col], dtype=float)
+        return out
+
+    names = [str(c) for c in raw["x_names"]]
+    X = pd.DataFrame(matrix(raw["x"], len(names)), columns=names, index=pd.Index(rows, name="row"))
+    blocks = []
+    for b in raw["blocks"]:
+        terms = [str(t) for t in b["terms"]]
+        blocks.append(
+            RBlock(
+                factor=str(b["factor"]),
+                terms=terms,
+                levels=[str(v) for v in b["levels"]],
+                idx=np.asarray(b["idx"], dtype=np.int64) - 1,
+                Z=matrix(b["Z"], len(terms)),
+            )
+        )
+    return RDesign(formula=str(raw["formula"]), rows=rows, X=X, blocks=blocks)
+
+
+def _run_design(spec: dict[str, Any], data: pd.DataFrame, timeout: float, what: str) -> Any:
+    """Send ``data`` and ``spec`` to ``design.R``; return the parsed result.json."""
+    frame, types = _prepare_data(data, logical=True)
+    with tempfile.TemporaryDirectory(prefix="sameplace-design-") as tmp:
+        workdir = Path(tmp)
+        frame.to_csv(workdir / "data.csv", index=False, na_rep="")
+        (workdir / "coltypes.json").write_text(json.dumps(types))
+        (workdir / "spec.json").write_text(json.dumps(spec))
+        proc = _run_r([str(DESIGN_SCRIPT), str(workdir)], timeout, what)
+        result_path = workdir / "result.json"
+        if proc.returncode != 0 or not result_path.exists():
+            err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
+            raise GlmerError(f"R failed building {what}: {err}")
+        return json.loads(result_path.read_text())
+
+
+def r_design(formula: str, data: pd.DataFrame, *, timeout: float = 300) -> RDesign:
+    """Build lme4's design (fixed ``X`` and random-effects blocks) for ``formula`` in R.
+
+    Runs ``lme4::glFormula(formula, data, family = binomial, na.action = na.omit)`` with
+    lme4's data checks off (few levels, rank-deficient ``X``), or, for a formula without
+    bars, ``model.matrix(formula, model.frame(formula, data))``. Nothing is fitted.
+
+    Parameters
+    ----------
+    formula : str
+        R formula, passed unchanged (write ``factor(x)``, not ``C(x)``; ``cbind(s, n - s)``,
+        not ``p(s, n)``).
+    data : pandas.DataFrame
+        Data; every column is sent. Categorical columns become R factors with the same
+        level order, string columns factors with sorted levels, booleans R logicals (so
+        R names their columns ``flagTRUE``); missing values become ``NA``.
+    timeout : float, default 300
+        Seconds before the R process is killed and :class:`GlmerError` raised.
+
+    Returns
+    -------
+    RDesign
+        Rows kept (0-based positions in ``data``), ``X`` with R's column names, blocks.
+
+    Raises
+    ------
+    RNotAvailableError
+        R, lme4 or jsonlite is missing.
+    GlmerError
+        R could not build the design (message is R's error text) or timed out.
+
+    See Also
+    --------
+    r_designs : several formulas on the same data in one R process.
+    """
+    if "~" not in formula:
+        raise ValueError(f"formula has no '~': {formula!r}")
+    raw = _run_design({"formula": formula}, data, timeout, f"the lme4 design of {formula!r}")
+    return _design_from_r(raw)
+
+
+def r_designs(formulas: list[str], data: pd.DataFrame, *, timeout: float = 300) -> list[RDesign | GlmerError]:
+    """Build lme4's designs of several formulas on the same data in one R process.
+
+    Like :func:`r_design` for each formula, but R starts (and loads lme4) once.
+
+    Parameters
+    ----------
+    formulas : list of str
+        R formulas.
+    data : pandas.DataFrame
+        Data, sent once (see :func:`r_design`).
+    timeout : float, default 300
+        Seconds for the whole R process.
+
+    Returns
+    -------
+    list of RDesign or GlmerError
+        One entry per formula, in order: the design, or a :class:`GlmerError` holding
+        R's error text for a formula R could not build (the others are unaffected).
+
+    Raises
+    ------
+    RNotAvailableError
+        R, lme4 or jsonlite is missing.
+    GlmerError
+        R failed as a whole (e.g. the data could not be read) or timed out.
+    """
+    formulas = [str(f) for f in formulas]
+    if not formulas:
+        return []
+    raw = _run_design({"formulas": formulas}, data, timeout, f"lme4 designs of {len(formulas)} formulas")
+    out: list[RDesign | GlmerError] = []
+    for formula, item in zip(formulas, raw, strict=True):
+        if "error" in item:
+            out.append(GlmerError(f"lme4 design of {formula!r} failed in R: {item['error']}"))
+        else:
+            out.append(_design_from_r(item))
+    return out
 
 
 # --------------------------------------------------------------------------- data sets
