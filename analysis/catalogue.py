@@ -32,9 +32,8 @@ import pandas as pd
 
 from analysis.files import write_text_atomic
 from analysis.summaries import parse_statement, statement_term
-from data.truth import expand_formula
 from models import Fit, FitFileError, fit, load_fit
-from models.formula import build_model_data
+from models.formula import FormulaError, build_model_data, parse_formula, split_level
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 
@@ -168,6 +167,12 @@ def _normalise_formula(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _is_term(name: str, terms: list[str]) -> bool:
+    """A fixed term of the formula, or one level's column of a factor term (``education[degree]``,
+    ``urban[Y]:age``); which levels exist is known only with the data, when findings are read."""
+    return name in terms or split_level(name) in terms
+
+
 def _claim(raw: Mapping[str, Any], where: str, terms: list[str]) -> Claim:
     unknown = set(raw) - _CLAIM_KEYS
     if unknown:
@@ -181,7 +186,7 @@ def _claim(raw: Mapping[str, Any], where: str, terms: list[str]) -> Claim:
     if term is not None:
         if expect not in ("+", "-", "0"):
             raise CatalogueError(f"{where}: expect = {expect!r} must be '+', '-' or '0' for term {term!r}")
-        if term not in terms:
+        if not _is_term(term, terms):
             raise CatalogueError(f"{where}: term {term!r} is not a fixed term of the formula; terms: {terms}")
     else:
         try:
@@ -189,7 +194,7 @@ def _claim(raw: Mapping[str, Any], where: str, terms: list[str]) -> Claim:
         except ValueError as exc:
             raise CatalogueError(f"{where}: {exc}") from None
         for t in map(statement_term, operands):
-            if t is not None and t not in terms:
+            if t is not None and not _is_term(t, terms):
                 raise CatalogueError(
                     f"{where}: statement {statement!r} uses {t!r}, not a term of the formula"
                 )
@@ -237,14 +242,18 @@ def load_catalogue(path: str | os.PathLike | None = None) -> Catalogue:
         if name in [x.name for x in entries]:
             raise CatalogueError(f"{where}: duplicate name")
         formula = _normalise_formula(e["formula"])
-        lhs = formula.split("~", 1)[0].strip() if "~" in formula else ""
+        try:
+            parsed = parse_formula(formula)
+        except FormulaError as exc:
+            raise CatalogueError(f"{where}: formula: {exc}") from None
+        lhs = parsed.response.name
         if lhs != e["outcome"]:
             raise CatalogueError(f"{where}: outcome {e['outcome']!r} is not the formula's response {lhs!r}")
         sampler = {**defaults, **e.get("sampler", {})}
         for k, v in sampler.items():
             if k not in SAMPLER_KEYS or not isinstance(v, SAMPLER_KEYS[k]):
                 raise CatalogueError(f"{where}: sampler {k} = {v!r} is not a setting {sorted(SAMPLER_KEYS)}")
-        terms = expand_formula(formula)
+        terms = parsed.fixed_terms()
         claims = tuple(_claim(c, f"{where} claim {j}", terms) for j, c in enumerate(e.get("claims", []), 1))
         entries.append(
             Entry(

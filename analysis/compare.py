@@ -31,6 +31,7 @@ from analysis.summaries import (
     posterior_draws,
 )
 from models.fitting import Fit
+from models.formula import parse_formula
 
 __all__ = ["SideBySide", "compare_with_lme4", "glmer_formula", "shrinkage_table", "side_by_side"]
 
@@ -256,16 +257,10 @@ def side_by_side(
     )
 
 
-_P_LHS = re.compile(r"^\s*p\s*\(\s*([^,]+?)\s*,\s*([^)]+?)\s*\)\s*~")
-
-
 def glmer_formula(formula: str) -> str:
-    """The fit's formula in lme4 syntax (bambi's ``p(s, n)`` becomes ``cbind(s, n - s)``)."""
-    m = _P_LHS.match(formula)
-    if not m:
-        return formula
-    s, n = m.group(1), m.group(2)
-    return f"cbind({s}, {n} - {s}) ~" + formula[m.end() :]
+    """The formula in lme4's spelling (bambi's ``p(s, n)`` becomes ``cbind(s, n - s)``, ``**``
+    becomes ``^``), as the formula parser writes it."""
+    return parse_formula(formula).r_formula
 
 
 def compare_with_lme4(
@@ -302,7 +297,13 @@ def compare_with_lme4(
     if not ok:
         return SideBySide(table=_empty(prob), available=False, note=f"R/lme4 not available: {msg}")
     try:
-        res = lme4.fit_glmer(glmer_formula(fit.md.formula), fit.md.frame, nAGQ=nAGQ, timeout=timeout)
+        res = lme4.fit_glmer(
+            fit.md.glmer_formula,
+            fit.md.frame,
+            nAGQ=nAGQ,
+            timeout=timeout,
+            term_names=lme4.glmer_term_names(fit.md),
+        )
     except lme4.RNotAvailableError as exc:
         return SideBySide(table=_empty(prob), available=False, note=f"R/lme4 not available: {exc}")
     except lme4.GlmerError as exc:

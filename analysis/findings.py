@@ -9,7 +9,7 @@ gate gets the verdict ``NOT CONVERGED`` and no sentence that reads as a result.
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.catalogue import FINDINGS, Catalogue, Claim, Entry
 from analysis.summaries import _fixed_draws, _operand, parse_statement, statement_term
-from data.truth import expand_formula
+from models.formula import parse_formula
 
 PROB = 0.95
 
@@ -54,15 +54,15 @@ def truth_status(entry: Entry, truth: Mapping[str, Any] | None) -> TruthStatus:
     if spec is None:
         return TruthStatus("none", {}, "no built-in model of this formula")
     true_terms = [t for t in spec["fixed"] if t != "Intercept"]
-    terms = expand_formula(entry.formula)
+    parsed = parse_formula(entry.formula)
+    terms = parsed.fixed_terms()
     omitted = [t for t in true_terms if t not in terms]
     if omitted:
         return TruthStatus("none", {}, f"formula omits true term(s) {', '.join(omitted)}")
     values = {t: float(spec["fixed"].get(t, 0.0)) for t in ["Intercept", *terms]}
     true_groups = list(spec.get("groups", {}).get("lad", {}).get("terms", ["Intercept"]))
-    m = re.search(r"\(([^()|]*)\|\s*lad\s*\)", entry.formula)
-    parts = [t.strip() for t in m.group(1).split("+")] if m else []
-    varying = ["Intercept"] + [t for t in parts if t not in ("1", "0", "")]
+    lad_bars = [b for b in parsed.bars if "lad" in b.factors]
+    varying = parsed.varying_terms(lad_bars[0]) if lad_bars else ["Intercept"]
     if not spec.get("exact", True):
         return TruthStatus("approximate", values, str(spec.get("note", "approximate truth"))[:160])
     if sorted(varying) != sorted(true_groups):
@@ -122,7 +122,7 @@ def claim_rows(
     draws = _fixed_draws(fit)
     outcome = cat.label(entry.outcome)
     rows = []
-    for claim in entry.claims:
+    for claim in _claims_by_column(entry, fit):
         row: dict[str, Any] = {
             "finding": claim.finding,
             "model": entry.name,
@@ -184,6 +184,25 @@ def claim_rows(
         row["converged"] = bool(fit.converged)
         rows.append(row)
     return rows
+
+
+def _claims_by_column(entry: Entry, fit: Any) -> list[Claim]:
+    """The entry's claims, one per design column: a claim on a factor (``education``) is
+    read level by level against the reference (``education[degree]``, ...), asked of the
+    fit's model data; a claim naming a column or a numeric term stays as it is."""
+    out: list[Claim] = []
+    for claim in entry.claims:
+        if not claim.term:
+            out.append(claim)
+            continue
+        columns = fit.md.term_columns(claim.term)
+        if not columns:
+            raise ValueError(
+                f"catalogue entry {entry.name!r}: claim term {claim.term!r} is not a column of the fitted "
+                f"model; columns: {fit.md.fixed_terms}"
+            )
+        out += [claim if c == claim.term else dataclasses.replace(claim, term=c) for c in columns]
+    return out
 
 
 def _default_says(claim: Claim, outcome: str, cat: Catalogue) -> str:

@@ -25,12 +25,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from models.formula import FormulaError, parse_formula
 
 __all__ = [
     "EstimatesFileError",
@@ -384,9 +387,15 @@ def _coerce_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _columns_used(data: pd.DataFrame, formula: str, extra: list[str]) -> list[str]:
-    """Columns whose names occur as whole identifiers in the formula (``age`` is not sent
-    for ``age50``)."""
-    names = set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", formula)) | set(extra)
+    """Columns the formula reads (asked of the formula parser), plus ``extra``.
+
+    A formula our parser does not read (R-only syntax) sends every column: R then reports
+    its own error or fits it.
+    """
+    try:
+        names = set(parse_formula(formula).variables) | set(extra)
+    except FormulaError:
+        return [str(c) for c in data.columns]
     return [c for c in data.columns if str(c) in names]
 
 
@@ -441,15 +450,14 @@ def _factor_levels(types: list[dict[str, Any]]) -> dict[str, list[str]]:
     return {t["name"]: list(t["levels"]) for t in types if t["type"] == "factor"}
 
 
-_PROPORTION_LHS = re.compile(r"^\s*([A-Za-z.][\w.]*)\s*/\s*([A-Za-z.][\w.]*)\s*$")
-
-
 def _proportion_weights(formula: str, columns: list[str]) -> str | None:
     """Return ``trials`` for a ``successes/trials ~ ...`` formula, else None."""
-    lhs = formula.split("~", 1)[0]
-    m = _PROPORTION_LHS.match(lhs)
-    if m and m.group(1) in columns and m.group(2) in columns:
-        return m.group(2)
+    try:
+        pair = parse_formula(formula).response.proportion
+    except FormulaError:
+        return None
+    if pair and pair[0] in columns and pair[1] in columns:
+        return pair[1]
     return None
 
 
@@ -466,6 +474,7 @@ def fit_glmer(
     condvar: bool = True,
     timeout: float = 1800,
     r_script: str | os.PathLike[str] = FIT_SCRIPT,
+    term_names: Mapping[str, str] | None = None,
 ) -> GlmerResult:
     """Fit ``glmer(formula, family = binomial, data)`` in R and return the estimates.
 
@@ -539,7 +548,7 @@ def fit_glmer(
         raw = json.loads(result_path.read_text())
     if "error" in raw:
         raise GlmerError(f"glmer({formula}) failed in R: {raw['error']}")
-    return _result_from_r(raw, formula, optimizers, _factor_levels(types))
+    return _result_from_r(raw, formula, optimizers, _factor_levels(types), term_names)
 
 
 def _result_from_r(
@@ -547,11 +556,13 @@ def _result_from_r(
     formula: str,
     optimizers: list[str],
     factor_levels: dict[str, list[str]],
+    term_names: Mapping[str, str] | None = None,
 ) -> GlmerResult:
     """Build a :class:`GlmerResult` from the JSON written by ``fit_glmer.R``."""
+    names = dict(term_names or {})
 
     def norm(t: str) -> str:
-        return normalise_term(t, factor_levels)
+        return names.get(t) or normalise_term(t, factor_levels)
 
     fixed = pd.DataFrame.from_records(
         raw["fixed"], columns=["r_term", "estimate", "se", "z", "p", "ci_low", "ci_high"]
@@ -775,6 +786,14 @@ def r_designs(formulas: list[str], data: pd.DataFrame, *, timeout: float = 300) 
 # --------------------------------------------------------------------------- data sets
 
 
+def glmer_term_names(md: Any) -> dict[str, str]:
+    """R's name -> our label, for every fixed and varying column of a model (from the model data)."""
+    names = {c.r_name: c.label for c in md.columns}
+    for b in md.blocks:
+        names.update({c.r_name: c.label for c in b.columns})
+    return names
+
+
 def glmer_or_note(fit: Any) -> GlmerResult | str:
     """glmer (Laplace, ``nAGQ = 1``) of a fit's formula on the fit's rows, or why there is none.
 
@@ -792,18 +811,20 @@ def glmer_or_note(fit: Any) -> GlmerResult | str:
     if not ok:
         return msg
     try:
-        return fit_glmer(fit.md.formula, fit.md.frame, nAGQ=1)
+        return fit_glmer(fit.md.glmer_formula, fit.md.frame, nAGQ=1, term_names=glmer_term_names(fit.md))
     except GlmerError as exc:
         return f"glmer failed: {exc}"
 
 
-def glmer_data(name: str, *, timeout: float = 300) -> pd.DataFrame:
-    """Return a data set shipped with lme4, such as ``"cbpp"``, read through R.
+def glmer_data(name: str, *, package: str = "lme4", timeout: float = 300) -> pd.DataFrame:
+    """Return a data set shipped with lme4 (``"cbpp"``) or another R package, read through R.
 
     Parameters
     ----------
     name : str
-        Name for ``data(name, package = "lme4")``.
+        Name for ``data(name, package = package)``.
+    package : str, default "lme4"
+        The R package, e.g. ``"mlmRev"`` for ``Contraception`` (installed by the set-up).
     timeout : float, default 300
         Seconds before the R process is killed.
 
@@ -822,11 +843,11 @@ def glmer_data(name: str, *, timeout: float = 300) -> pd.DataFrame:
     GlmerError
         R could not export the data set (e.g. unknown name).
     """
-    if not re.fullmatch(r"[A-Za-z.][\w.]*", name):
-        raise ValueError(f"not a valid R data set name: {name!r}")
+    if not re.fullmatch(r"[A-Za-z.][\w.]*", name) or not re.fullmatch(r"[A-Za-z.][\w.]*", package):
+        raise ValueError(f"not a valid R data set or package name: {name!r}, {package!r}")
     with tempfile.TemporaryDirectory(prefix="sameplace-lme4data-") as tmp:
         workdir = Path(tmp)
-        proc = _run_r([str(DATA_SCRIPT), name, str(workdir)], timeout, f"data({name})")
+        proc = _run_r([str(DATA_SCRIPT), name, str(workdir), package], timeout, f"data({name})")
         if (workdir / "error.txt").exists():
             raise GlmerError(f"lme4 data set '{name}': {(workdir / 'error.txt').read_text()}")
         if not (workdir / "data.csv").exists():

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from data.errors import DataError
-from data.truth import expand_formula
 
 PROB = 0.95
 CAVEAT = (
@@ -118,20 +117,13 @@ def subgroup_labels(table: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _model_columns(fit: Any) -> set[str]:
-    """Columns of the fixed part of a fit's formula (parts of interactions included)."""
-    return {c for t in expand_formula(fit.md.formula) for c in t.split(":")}
+    """Data columns of the fixed part of a fit (parts of interactions included)."""
+    return set(fit.md.fixed_columns)
 
 
 def _model_rows(fit: Any, table: pd.DataFrame) -> pd.DataFrame:
-    cols = [fit.md.response] if fit.md.response in table else []
-    for t in expand_formula(fit.md.formula):
-        cols += [c for c in t.split(":") if c in table]
-    cols += [b.factor for b in fit.md.blocks if b.factor in table]
-    cols = list(dict.fromkeys(cols))
-    ok = table[cols].notna().all(axis=1)
-    num = table[cols].select_dtypes("number")
-    ok &= np.isfinite(num).all(axis=1)
-    return table[ok]
+    """Rows of ``table`` the model can use: the fit's own complete-case rule."""
+    return table[fit.md.complete_rows(table)]
 
 
 def scenario(

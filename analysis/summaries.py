@@ -272,16 +272,11 @@ def cross_level_interactions(fit: Fit, group: str = "lad") -> list[tuple[str, st
 
 
 def _response_columns(fit: Fit) -> list[str]:
-    lhs = fit.md.formula.split("~", 1)[0]
-    idents = re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", lhs)
-    return [c for c in fit.md.frame.columns if c in idents]
+    return fit.md.response_columns
 
 
 def _group_columns(fit: Fit) -> list[str]:
-    cols: list[str] = []
-    for b in fit.md.blocks:
-        cols += [p.strip() for p in b.factor.split(":")]
-    return list(dict.fromkeys(cols))
+    return fit.md.group_columns
 
 
 def _predictor_columns(fit: Fit) -> list[str]:

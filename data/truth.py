@@ -22,12 +22,13 @@ Findings of the study built in (``docs/study.md``):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from models.formula import parse_formula
 
 __all__ = [
     "OutcomeTruth",
@@ -113,29 +114,15 @@ class OutcomeTruth:
 
 
 def expand_formula(formula: str) -> list[str]:
-    """Fixed-effect terms of an lme4 formula, interactions written ``a:b``.
-
-    ``a * b`` expands to ``a``, ``b``, ``a:b``; ``(... | lad)`` groups are ignored.
+    """Fixed-effect terms of an lme4 formula, interactions written ``a:b`` (asked of the
+    project's formula parser, `models.formula.parse_formula`).
 
     Examples
     --------
     >>> expand_formula("y ~ a * b + c + (1 + a | lad)")
     ['a', 'b', 'a:b', 'c']
     """
-    rhs = formula.split("~", 1)[1]
-    rhs = re.sub(r"\([^)]*\|[^)]*\)", "", rhs)
-    terms: list[str] = []
-    for part in rhs.split("+"):
-        part = part.strip()
-        if not part or part == "1":
-            continue
-        if "*" in part:
-            a, b = (p.strip() for p in part.split("*"))
-            new = [a, b, f"{a}:{b}"]
-        else:
-            new = [part]
-        terms += [t for t in new if t not in terms]
-    return terms
+    return parse_formula(formula).fixed_terms()
 
 
 def design_matrix(

@@ -10,19 +10,44 @@ speed, `compiled` (compile once per model structure), `ops` (the sampling form's
 likelihood Op) and `kernels` (its vectorised numba kernel).
 """
 
-from models.convergence import Convergence, check_convergence
-from models.fitting import (
-    ConvergenceWarning,
-    Fit,
-    FitFileError,
-    SamplerSettingsError,
-    fit,
-    load_fit,
-    sample_prior_predictive,
-)
-from models.formula import DataWarning, FormulaError, ModelData, build_model_data
-from models.logistic import hierarchical_logistic
-from models.priors import Prior, PriorError, default_priors, resolve_priors
+import importlib
+
+# Names are loaded on first use (PEP 562), so that `models.formula` can be imported, e.g. by
+# the synthetic generator in `data`, without importing PyMC.
+_HOME = {
+    "Convergence": "models.convergence",
+    "check_convergence": "models.convergence",
+    "ConvergenceWarning": "models.fitting",
+    "Fit": "models.fitting",
+    "FitFileError": "models.fitting",
+    "SamplerSettingsError": "models.fitting",
+    "fit": "models.fitting",
+    "load_fit": "models.fitting",
+    "sample_prior_predictive": "models.fitting",
+    "DataWarning": "models.formula",
+    "FormulaError": "models.formula",
+    "ModelData": "models.formula",
+    "build_model_data": "models.formula",
+    "parse_formula": "models.formula",
+    "hierarchical_logistic": "models.logistic",
+    "Prior": "models.priors",
+    "PriorError": "models.priors",
+    "default_priors": "models.priors",
+    "resolve_priors": "models.priors",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(_HOME[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOME])
+
 
 __all__ = [
     "Convergence",
@@ -41,6 +66,7 @@ __all__ = [
     "fit",
     "hierarchical_logistic",
     "load_fit",
+    "parse_formula",
     "resolve_priors",
     "sample_prior_predictive",
 ]

@@ -82,8 +82,9 @@ FORMULA_CASES = [
     (
         "outcome-text",
         "y ~ x",
-        lambda d: d.assign(y=np.where(d.y == 1, "yes", "no")),
-        r"response 'y' must be 0/1 \(or true/false\), but holds a non-numeric value; row 0 has '(yes|no)'",
+        lambda d: d.assign(y=np.where(d.y == 1, "yes", np.where(d.x > 0, "no", "maybe"))),
+        r"response 'y' must be 0/1 \(or true/false, or a factor with two levels\), but has 3 level\(s\) "
+        r"\['maybe', 'no', 'yes'\]; row 0 has '(yes|no|maybe)'",
     ),
     ("outcome-all-0", "y ~ x", lambda d: d.assign(y=0), r"response 'y' is 0 for every one of the 300 rows"),
     (
@@ -503,10 +504,10 @@ def test_cli_csv_with_text_in_a_numeric_column(csv, tmp_path, capsys):
 
 def test_cli_csv_with_a_text_outcome(csv, tmp_path, capsys):
     d = pd.read_csv(csv)
-    d["y"] = np.where(d["y"] == 1, "yes", "no")
+    d["y"] = np.where(d["y"] == 1, "yes", np.where(d["x"] > 0, "no", "maybe"))
     d.to_csv(csv, index=False)
     err = _cli_error(["fit", "y ~ x", str(csv), "--out", str(tmp_path / "f.nc")], capsys)
-    assert "response 'y' must be 0/1" in err and "non-numeric value" in err
+    assert "response 'y' must be 0/1" in err and "3 level(s)" in err
 
 
 def test_cli_ragged_csv(csv, tmp_path, capsys):

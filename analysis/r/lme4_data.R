@@ -13,16 +13,17 @@ suppressPackageStartupMessages({
 })
 
 args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2L) stop("usage: Rscript lme4_data.R <name> <workdir>")
+if (!length(args) %in% c(2L, 3L)) stop("usage: Rscript lme4_data.R <name> <workdir> [package]")
 name <- args[[1L]]
 workdir <- args[[2L]]
+package <- if (length(args) == 3L) args[[3L]] else "lme4"
 
 result <- tryCatch(
   {
     env <- new.env()
-    suppressWarnings(data(list = name, package = "lme4", envir = env))
+    suppressWarnings(data(list = name, package = package, envir = env))
     if (!exists(name, envir = env, inherits = FALSE)) {
-      stop(sprintf("lme4 has no data set named '%s'", name))
+      stop(sprintf("%s has no data set named '%s'", package, name))
     }
     d <- as.data.frame(get(name, envir = env))
     types <- lapply(names(d), function(col) {

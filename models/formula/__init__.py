@@ -16,6 +16,7 @@ from models.formula.design import (
     build_model_data,
     design_for_new_data,
     r_label,
+    split_level,
 )
 from models.formula.errors import DataWarning
 from models.formula.syntax import FormulaError
@@ -37,5 +38,6 @@ __all__ = [
     "design_for_new_data",
     "parse_formula",
     "r_label",
+    "split_level",
     "supported_functions",
 ]

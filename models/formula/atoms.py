@@ -344,9 +344,9 @@ class Atom:
             return
         if f == "offset":
             raise FormulaError(
-                f"{where}: offset() terms are not supported: this model has no offset in its linear predictor, "
-                "so an offset would be estimated as an ordinary slope. Enter the variable as a predictor, "
-                "or subtract its known effect from the outcome's log-odds beforehand"
+                f"{where}: offset() terms are not supported: this model has no offset in its linear "
+                "predictor, so an offset would be estimated as an ordinary slope. Enter the variable as a "
+                "predictor, or subtract its known effect from the outcome's log-odds beforehand"
             )
         if f in ("bs", "ns", "cr", "cc", "s", "te", "hsgp", "tp"):
             raise FormulaError(

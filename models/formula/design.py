@@ -222,6 +222,11 @@ class ModelData:
         """The model in lme4's spelling (``p(s, n)`` as ``cbind(s, n - s)``, ``**`` as ``^``)."""
         return self.terms.r_formula
 
+    @property
+    def reference_levels(self) -> dict[str, str]:
+        """The reference (first) level of every factor in the model, by term label."""
+        return {label: a.state["levels"][0] for label, a in self.atoms.items() if a.state.get("levels")}
+
     def term_columns(self, term: str) -> list[str]:
         """Design-column labels of a fixed term or of one of its columns.
 
@@ -298,6 +303,12 @@ def _split_label(label: str) -> list[str]:
             cur.append(ch)
     parts.append("".join(cur))
     return parts
+
+
+def split_level(label: str) -> str:
+    """The term of a design-column label: ``education[degree]`` -> ``education``,
+    ``urban[Y]:age`` -> ``urban:age``, ``poly(age, 2)[1]`` -> ``poly(age, 2)``."""
+    return ":".join(_split_level(p)[0] for p in _split_label(label))
 
 
 def _split_level(part: str) -> tuple[str, str]:
@@ -396,7 +407,6 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
     y, trials, response_levels = _response(terms, frame)
 
     # ---- fixed design
-    fixed_label = "fixed effects"
     X, columns = _design(terms, atoms, values, terms.fixed, len(frame))
     fixed_terms = [c.label for c in columns]
     if X.shape[1] == 0:

@@ -67,6 +67,15 @@ class Response:
     def family(self) -> str:
         return "binomial" if self.kind in ("cbind", "p") else "bernoulli"
 
+    @property
+    def proportion(self) -> tuple[str, str] | None:
+        """``(successes, trials)`` for R's ``successes/trials`` response (glmer with weights)."""
+        node = self.nodes[0]
+        if self.kind == "expression" and isinstance(node, BinOp) and node.op == "/":
+            if isinstance(node.left, Name) and isinstance(node.right, Name):
+                return node.left.id, node.right.id
+        return None
+
     def r_spelling(self) -> str:
         """lme4's spelling: ``p(s, n)`` becomes ``cbind(s, n - s)``."""
         if self.kind == "p":
