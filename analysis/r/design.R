@@ -43,34 +43,8 @@ write_result <- function(x) {
   )
 }
 
-read_input <- function(workdir) {
-  types <- fromJSON(file.path(workdir, "coltypes.json"), simplifyVector = FALSE)
-  col_names <- vapply(types, function(t) t$name, character(1))
-  col_classes <- vapply(types, function(t) {
-    switch(t$type, numeric = "numeric", integer = "integer", factor = "character",
-           logical = "logical",
-           stop(sprintf("unknown column type '%s' for column '%s'", t$type, t$name)))
-  }, character(1))
-  d <- read.csv(file.path(workdir, "data.csv"), colClasses = unname(col_classes),
-                check.names = FALSE, na.strings = "", stringsAsFactors = FALSE,
-                encoding = "UTF-8")
-  if (!identical(names(d), col_names)) {
-    stop("column names in data.csv do not match coltypes.json")
-  }
-  for (t in types) {
-    if (identical(t$type, "factor")) {
-      levels <- as.character(unlist(t$levels))
-      x <- d[[t$name]]
-      bad <- unique(x[!is.na(x) & !(x %in% levels)])
-      if (length(bad)) {
-        stop(sprintf("column '%s' has values not among its levels: %s", t$name,
-                     paste(head(bad, 5), collapse = ", ")))
-      }
-      d[[t$name]] <- factor(x, levels = levels)
-    }
-  }
-  d
-}
+script_dir <- dirname(normalizePath(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1L])))
+source(file.path(script_dir, "read_input.R"))
 
 # Checks that would stop glFormula on designs that are legal but odd (few levels,
 # rank-deficient X, one level); only the design is wanted here, not a fit.
