@@ -42,8 +42,8 @@ def df() -> pd.DataFrame:
 
 def test_fixed_terms_follow_treatment_contrasts(df):
     md = build_model_data("y ~ x * w + edu + (1 | lad)", df)
-    # reference level is the first sorted level ("degree"), as in lme4
-    assert md.fixed_terms == ["Intercept", "x", "w", "x:w", "edu[gcse]", "edu[none]"]
+    # reference level is the first sorted level ("degree"), as in lme4; terms by degree, as in R
+    assert md.fixed_terms == ["Intercept", "x", "w", "edu[gcse]", "edu[none]", "x:w"]
     j = md.fixed_terms.index("x:w")
     np.testing.assert_allclose(md.X[:, j], df["x"] * df["w"])
     np.testing.assert_array_equal(md.X[:, md.fixed_terms.index("edu[none]")], (df["edu"] == "none"))

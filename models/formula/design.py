@@ -535,7 +535,7 @@ def _design(
         for ti, t in enumerate(term_list):
             factors = [k for k in t if is_factor[k]]
             if factors:
-                full.add((ti, factors[0]))
+                full.add((ti, min(factors)))  # the factor that comes first in the formula
                 break
     for ti, t in enumerate(term_list):
         for k in t:
@@ -548,16 +548,17 @@ def _design(
     columns = [DesignColumn("Intercept", "Intercept", (), "(Intercept)")] if intercept else []
     for ti, t in enumerate(term_list):
         mats: list[np.ndarray] = [np.ones(n)]
-        names: list[tuple[list[str], list[str]]] = [([], [])]
+        names: list[tuple[list[str], list[tuple[int, str]]]] = [([], [])]
         for k in t:
             mat, ours, rs = _component(atoms[labels[k]], values[labels[k]], (ti, k) in full, n)
             mats = [m * mat[:, j] for j in range(mat.shape[1]) for m in mats]
-            names = [(o + [ours[j]], r + [rs[j]]) for j in range(mat.shape[1]) for o, r in names]
+            names = [(o + [ours[j]], r + [(k, rs[j])]) for j in range(mat.shape[1]) for o, r in names]
         term = ":".join(atoms[labels[k]].label for k in t)
         variables = tuple(dict.fromkeys(v for k in t for v in atoms[labels[k]].variables))
         for m, (o, r) in zip(mats, names, strict=True):
             mats_out.append(m)
-            columns.append(DesignColumn(":".join(o), term, variables, ":".join(r)))
+            r_name = ":".join(part for _, part in sorted(r))  # R writes variables in formula order
+            columns.append(DesignColumn(":".join(o), term, variables, r_name))
     X = np.column_stack(mats_out) if mats_out else np.ones((n, 0))
     return X, columns
 
@@ -703,6 +704,15 @@ def _bernoulli_response(s: pd.Series, name: str) -> tuple[np.ndarray, tuple[str,
             num = pd.to_numeric(vals, errors="coerce")
             if num.notna().all() and set(num) <= {0.0, 1.0}:
                 vals = num.map(lambda v: str(int(v)))
+            elif num.notna().any():  # numbers mixed with text: a coding error, not a factor
+                bad = num.isna().to_numpy()
+                raise row_error(
+                    f"response {name!r} must be 0/1 (or true/false), but holds a non-numeric value",
+                    s.to_numpy(dtype=object),
+                    bad,
+                    s.index,
+                    f". Recode it, e.g. df[{name!r}] = (df[{name!r}] == 'yes').astype(int)",
+                )
             order = sorted(set(vals))
         if len(order) != 2:
             bad = np.ones(len(s), dtype=bool)

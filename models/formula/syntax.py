@@ -285,7 +285,9 @@ class _Parser:
     def expect(self, text: str) -> Token:
         tok = self.next()
         if tok.kind != "op" or tok.text != text:
-            raise self.error(tok, f"expected {text!r}")
+            opening = {")": "(", "}": "{", "]": "["}.get(text)
+            what = f"unbalanced {opening!r}: expected {text!r}" if opening else f"expected {text!r}"
+            raise self.error(tok, what)
         return tok
 
     def expression(self, min_bp: int = 0):

@@ -199,7 +199,8 @@ class FormulaTerms:
 
     def term_atoms(self, node: Any) -> tuple[bool, list[tuple[int, ...]]]:
         """Whether a term-algebra tree has an intercept, and its terms as tuples of atom
-        positions (in `atoms`, i.e. order of appearance), ordered by degree as R orders them."""
+        positions (in `atoms`), each in the order written, the terms ordered by degree as R
+        orders them."""
         desc = formulae.model_description(f"zzresponse ~ {self.formulae_rhs(node)}")
         intercept, out = False, []
         for term in desc.terms:
@@ -207,8 +208,8 @@ class FormulaTerms:
             if name == "Intercept":
                 intercept = True
                 continue
-            ks = tuple(sorted({int(m.group(1)) for m in _PLACEHOLDER.finditer(name)}))
-            if ks and ks not in out:
+            ks = tuple(dict.fromkeys(int(m.group(1)) for m in _PLACEHOLDER.finditer(name)))
+            if ks and not any(set(ks) == set(u) for u in out):
                 out.append(ks)
         out.sort(key=len)
         return intercept, out
