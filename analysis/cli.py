@@ -270,7 +270,8 @@ def _read_csv(path: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{p}: the file is empty") from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{p}: not a well-formed CSV file ({exc})", file=str(p)) from None
+        why = " ".join(str(exc).split())
+        raise DataError(f"{p}: not a well-formed CSV file ({why})", file=str(p)) from None
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{p}: not a text CSV file (byte {exc.start} cannot be read as {exc.encoding})", file=str(p)

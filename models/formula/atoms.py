@@ -399,15 +399,17 @@ class Atom:
             do_scale = f == "scale" and _flag(node.kwarg("scale"), True)
             if learn:
                 ok = np.isfinite(x)
-                mean = float(np.mean(x[ok])) if do_center and ok.any() else 0.0
-                if do_scale:
-                    sd = float(np.sqrt(np.sum((x[ok] - mean) ** 2) / max(ok.sum() - 1, 1)))
-                    if not sd > 0:
-                        raise FormulaError(f"{where}: {self.label} divides by the SD of a constant")
-                else:
-                    sd = 1.0
+                m = float(np.abs(x[ok]).max()) if ok.any() else 0.0
+                m = m if m > 0 else 1.0
+                with np.errstate(all="ignore"):  # computed on x / max|x|, which cannot overflow
+                    mean = float(np.mean(x[ok] / m)) * m if do_center and ok.any() else 0.0
+                    dev = (x[ok] - mean) / m
+                    sd = float(np.sqrt(np.sum(dev**2) / max(ok.sum() - 1, 1))) * m if do_scale else 1.0
+                if not (np.isfinite(sd) and sd > 0):
+                    raise FormulaError(f"{where}: {self.label} divides by the SD of a constant")
                 self.state.update(mean=mean, sd=sd)
-            return (x - self.state["mean"]) / self.state["sd"]
+            with np.errstate(all="ignore"):
+                return (x - self.state["mean"]) / self.state["sd"]
         if f == "poly":
             x = np.asarray(evaluate(node.args[0], frame, where), dtype=float) * np.ones(len(frame))
             deg = self.poly_degree(where)
@@ -423,12 +425,19 @@ class Atom:
                     )
                 poly = Polynomial()
                 poly.degree, poly.raw, poly.params_set = deg, False, True
-                poly.eval(x[np.isfinite(x)])  # learns alpha and the norms on the rows used
+                with np.errstate(all="ignore"):
+                    first = poly.eval(x[np.isfinite(x)])  # learns alpha and the norms on the rows used
+                if not np.isfinite(first).all():
+                    raise FormulaError(
+                        f"{where}: {self.label} cannot be computed: the values of its variable are too "
+                        "large (the polynomial overflows); rescale the variable"
+                    )
                 self.state["poly"] = poly
             out = np.full((len(x), deg), np.nan)
             ok = np.isfinite(x)
             if ok.any():
-                out[ok] = self.state["poly"].eval(x[ok])
+                with np.errstate(all="ignore"):
+                    out[ok] = self.state["poly"].eval(x[ok])
             return out
         v = evaluate(node, frame, where)
         v = np.asarray(v, dtype=float) * np.ones(len(frame))

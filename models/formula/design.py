@@ -408,6 +408,7 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
 
     # ---- fixed design
     X, columns = _design(terms, atoms, values, terms.fixed, len(frame))
+    _check_finite(X, [c.label for c in columns], "fixed effects")
     fixed_terms = [c.label for c in columns]
     if X.shape[1] == 0:
         raise FormulaError(f"formula {formula!r} has no fixed effects (not even an intercept)")
@@ -418,6 +419,7 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
     seen: dict[str, int] = {}
     for k, bar in enumerate(terms.bars):
         Z, zcols = _design(terms, atoms, values, bar.expr, len(frame))
+        _check_finite(Z, [c.label for c in zcols], f"random effect {bar.text}")
         zterms = [c.label for c in zcols]
         if not zterms:
             raise FormulaError(f"random effect {bar.text} has no terms (write 1 for an intercept)")
@@ -544,6 +546,19 @@ def _design(
             rest = set(t) - {k}
             if rest and not any(rest <= set(u) for u in term_list[:ti]):
                 full.add((ti, k))
+    with np.errstate(all="ignore"):  # overflow becomes inf, refused by _check_finite
+        return _design_columns(intercept, term_list, full, atoms, values, n)
+
+
+def _design_columns(
+    intercept: bool,
+    term_list: list[tuple[int, ...]],
+    full: set[tuple[int, int]],
+    atoms: dict[str, Atom],
+    values: dict[str, Any],
+    n: int,
+) -> tuple[np.ndarray, list[DesignColumn]]:
+    labels = list(atoms)
     mats_out: list[np.ndarray] = [np.ones(n)] if intercept else []
     columns = [DesignColumn("Intercept", "Intercept", (), "(Intercept)")] if intercept else []
     for ti, t in enumerate(term_list):
@@ -704,6 +719,15 @@ def _bernoulli_response(s: pd.Series, name: str) -> tuple[np.ndarray, tuple[str,
             num = pd.to_numeric(vals, errors="coerce")
             if num.notna().all() and set(num) <= {0.0, 1.0}:
                 vals = num.map(lambda v: str(int(v)))
+            elif num.notna().all():
+                bad = ~num.isin([0.0, 1.0]).to_numpy()
+                raise row_error(
+                    f"response {name!r} must be 0/1",
+                    s.to_numpy(dtype=object),
+                    bad,
+                    s.index,
+                    ". Use cbind(successes, failures) for counts.",
+                )
             elif num.notna().any():  # numbers mixed with text: a coding error, not a factor
                 bad = num.isna().to_numpy()
                 raise row_error(
@@ -781,10 +805,24 @@ def _check_constant_columns(X: np.ndarray, names: list[str], formula: str) -> No
                 f"predictor {name!r} in {formula!r} takes the single value {col[0]:g} in every "
                 "row used: it cannot be estimated (drop it from the formula)"
             )
+    if X.shape[1] > X.shape[0]:
+        raise FormulaError(
+            f"the fixed-effects design of {formula!r} has {X.shape[1]} columns but only {X.shape[0]} rows "
+            "are used: there are more coefficients than observations; simplify the formula"
+        )
     if X.shape[1] > 1:
-        norms = np.linalg.norm(X, axis=0)
-        Xs = X / np.where(norms > 0, norms, 1.0)
-        _, sv, vt = np.linalg.svd(Xs, full_matrices=False)
+        with np.errstate(all="ignore"):
+            scale = np.abs(X).max(axis=0)
+            Xs = X / np.where(scale > 0, scale, 1.0)
+            norms = np.linalg.norm(Xs, axis=0)
+            Xs = Xs / np.where(norms > 0, norms, 1.0)
+        try:
+            _, sv, vt = np.linalg.svd(Xs, full_matrices=False)
+        except np.linalg.LinAlgError:
+            raise FormulaError(
+                f"the fixed-effects design of {formula!r} has values too extreme to check (an overflow?): "
+                "rescale the predictors"
+            ) from None
         rank = int(np.sum(sv > sv.max() * max(X.shape) * np.finfo(float).eps))
         if rank < X.shape[1]:
             null = vt[rank:]
@@ -794,6 +832,17 @@ def _check_constant_columns(X: np.ndarray, names: list[str], formula: str) -> No
                 f"columns independent): {', '.join(repr(n) for n in involved)} are collinear (one is an "
                 "exact linear combination of the others in the rows used); drop one of them"
             )
+
+
+def _check_finite(X: np.ndarray, names: list[str], where: str) -> None:
+    """A product of large values can overflow to infinity: refuse it with the column named."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise FormulaError(
+            f"{where}: column {names[j]!r} overflows (values beyond 1e308) in {int(bad[:, j].sum())} row(s): "
+            "rescale the variables it is made of"
+        )
 
 
 def _check_constant_slopes(Z: np.ndarray, terms: list[str], bar: str) -> None:
@@ -878,7 +927,8 @@ def _warn_scales(md: ModelData, frame: pd.DataFrame) -> None:
         if term not in frame.columns or not pd.api.types.is_numeric_dtype(frame[term]):
             continue
         x = md.X[:, j]
-        sd = float(np.std(x))
+        with np.errstate(all="ignore"):
+            sd = float(np.std(x))
         if sd == 0 or np.isin(x, [0.0, 1.0]).all() or lo <= sd <= hi:
             continue
         fix = "divide it by a power of 10" if sd > hi else "multiply it by a power of 10"

@@ -362,6 +362,8 @@ class _Parser:
             return Call(func, (), ())
         while True:
             tok = self.peek()
+            if tok.kind == "end":
+                raise self.error(tok, f"unbalanced '(' of {func}(")
             nxt = self.tokens[self.i + 1]
             if tok.kind == "name" and nxt.kind == "op" and nxt.text == "=":
                 self.next()

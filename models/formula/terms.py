@@ -9,6 +9,7 @@ built from it, instead of reading the string again.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,18 @@ from models.formula.syntax import (
 # term-algebra operators: ours -> formulae's
 _ALGEBRA = {"+": "+", "-": "-", "*": "*", "/": "/", ":": ":", "%in%": ":", "^": "**", "**": "**"}
 _PLACEHOLDER = re.compile(r"zzq(\d+)")
+
+
+def describe(rhs: str) -> Any:
+    """formulae's expansion of a term algebra (its notes on what it simplified are silenced:
+    they name placeholders the user never wrote)."""
+    log = logging.getLogger("formulae")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return formulae.model_description(f"zzresponse ~ {rhs}")
+    finally:
+        log.setLevel(level)
 
 
 def placeholder(k: int) -> str:
@@ -201,7 +214,7 @@ class FormulaTerms:
         """Whether a term-algebra tree has an intercept, and its terms as tuples of atom
         positions (in `atoms`), each in the order written, the terms ordered by degree as R
         orders them."""
-        desc = formulae.model_description(f"zzresponse ~ {self.formulae_rhs(node)}")
+        desc = describe(self.formulae_rhs(node))
         intercept, out = False, []
         for term in desc.terms:
             name = getattr(term, "name", str(term))
@@ -219,7 +232,7 @@ class FormulaTerms:
         return self.term_labels(self.formulae_rhs(bar.expr))
 
     def term_labels(self, rhs: str) -> list[str]:
-        desc = formulae.model_description(f"zzresponse ~ {rhs}")
+        desc = describe(rhs)
         out: list[str] = []
         for term in desc.terms:
             name = getattr(term, "name", str(term))
@@ -256,6 +269,12 @@ class FormulaTerms:
     glmer_formula = r_formula
 
 
+def _is_sum(node: Any) -> bool:
+    while isinstance(node, Paren):
+        node = node.inner
+    return isinstance(node, BinOp) and node.op in ("+", "-", "*", "/")
+
+
 def _to_formulae(node: Any, terms: FormulaTerms) -> str:
     if isinstance(node, BinOp):
         if node.op not in _ALGEBRA:
@@ -265,6 +284,8 @@ def _to_formulae(node: Any, terms: FormulaTerms) -> str:
             )
         if node.op in ("^", "**") and not isinstance(node.right, Num):
             raise FormulaError(f"the power in {deparse(node)!r} must be a whole number, e.g. (a + b + c)^2")
+        if node.op in ("^", "**") and not _is_sum(node.left):
+            return _to_formulae(node.left, terms)  # R: x^2 in a formula is x (a power needs I())
         op = _ALGEBRA[node.op]
         return f"{_to_formulae(node.left, terms)} {op} {_to_formulae(node.right, terms)}"
     if isinstance(node, Paren):
@@ -285,7 +306,6 @@ def _to_formulae(node: Any, terms: FormulaTerms) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
-@functools.lru_cache(maxsize=512)
 def parse_formula(formula: str) -> FormulaTerms:
     """Parse an lme4-style formula; no data needed.
 
@@ -303,6 +323,15 @@ def parse_formula(formula: str) -> FormulaTerms:
     FormulaError
         Bad syntax, an unsupported function or operator, a malformed bar or response.
     """
+    if not isinstance(formula, str):
+        raise FormulaError(
+            f"formula must be a string such as 'y ~ x + (1 | g)', got {type(formula).__name__}"
+        )
+    return _parse_formula(formula)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_formula(formula: str) -> FormulaTerms:
     lhs, rhs = split_formula(formula)
     response = _response(lhs, formula)
     fixed, bars = _split_bars(rhs, formula)
