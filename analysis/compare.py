@@ -22,13 +22,13 @@ import pandas as pd
 
 from analysis import lme4
 from analysis.summaries import (
-    _fixed_draws,
-    _gate,
-    _stamp,
     describe_interval,
+    fixed_draws,
     interval_columns,
     level_counts,
     posterior_draws,
+    stamp,
+    warn_if_not_converged,
 )
 from models.fitting import Fit
 from models.formula import parse_formula
@@ -133,7 +133,7 @@ def side_by_side(
         ``post_mean``, ``post_sd``, ``post_eti95_low``, ``post_eti95_high``, ``diff_in_se`` =
         (posterior mean - estimate) / SE, ``sd_over_se`` = posterior SD / SE, ``note``.
     """
-    _gate(fit)
+    warn_if_not_converged(fit)
     glmer = reference if isinstance(reference, lme4.GlmerResult) else None
     fixed_ref = reference.fixed if glmer is not None else reference
     if label is None:
@@ -143,7 +143,7 @@ def side_by_side(
         else:
             label = "reference estimates"
     post = fit.posterior()
-    draws = _fixed_draws(fit, post)
+    draws = fixed_draws(fit, post)
     rows: list[dict] = []
     for term, x in draws.items():
         row = {"parameter": term, "kind": "fixed", **_post_row(x, prob), "note": ""}
@@ -251,7 +251,7 @@ def side_by_side(
         )
     how = "Wald, estimate +- 1.96 SE" if glmer is not None else "as given"
     interval = f"reference: 95% confidence interval ({how}); posterior: {describe_interval('eti', prob)}"
-    _stamp(table, fit, interval, reference=label)
+    stamp(table, fit, interval, reference=label)
     return SideBySide(
         table=table, flags=flags, available=True, note=f"Reference: {label}.", reference=label, glmer=glmer
     )
@@ -348,14 +348,14 @@ def shrinkage_table(
         no-pooling deviation from the population value removed by the posterior).
         ``.attrs["population"]``: posterior mean log-odds of the average level.
     """
-    _gate(fit)
+    warn_if_not_converged(fit)
     blocks = [b for b in fit.md.blocks if group in (b.name, b.factor) and "Intercept" in b.terms]
     if not blocks:
         raise ValueError(f"the model has no varying intercept for {group!r}")
     block = blocks[0]
     md = fit.md
     post = fit.posterior()
-    draws = _fixed_draws(fit, post)
+    draws = fixed_draws(fit, post)
     xbar = {t: float(md.X[:, j].mean()) for j, t in enumerate(md.fixed_terms) if t != "Intercept"}
     base = draws.get("Intercept", 0.0) + sum(draws[t] * v for t, v in xbar.items())
     r = posterior_draws(fit, f"r_{block.name}", post)[:, :, block.terms.index("Intercept")]
@@ -394,7 +394,7 @@ def shrinkage_table(
         table["shrinkage"] = np.where(
             np.abs(dev) > 1e-9, 1 - (table["posterior_mean"] - population) / dev, np.nan
         )
-    return _stamp(
+    return stamp(
         table,
         fit,
         describe_interval("eti", prob),

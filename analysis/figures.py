@@ -46,13 +46,13 @@ _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 # --------------------------------------------------------------------------- helpers
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _title(fig: Figure, text: str, synthetic: bool) -> None:
+def figure_title(fig: Figure, text: str, synthetic: bool) -> None:
     if synthetic:
         text = f"SYNTHETIC DATA - {text}"
         # supxlabel takes part in the constrained layout, so the note never overlaps an axis label
@@ -93,7 +93,7 @@ def _nice_ticks(lo: float, hi: float, candidates: tuple[float, ...], keep: float
     return ticks
 
 
-def _or_axis(ax: Axes, axis: str = "x") -> None:
+def or_axis(ax: Axes, axis: str = "x") -> None:
     """Log scale with plain-number ticks (0.5, 0.8, 1, 1.25, 2) for odds ratios; line at 1.
 
     Call after the data are drawn (the ticks are chosen from the data limits).
@@ -168,7 +168,7 @@ def forest_plot(
     t = fixed if include_intercept else fixed[fixed["term"] != "Intercept"]
     t = t.iloc[::-1].reset_index(drop=True)
     lo, hi, pct = _interval_cols(t, "or_", kind)
-    fig = _new_figure(10, max(3.0, 0.5 * len(t) + 1.8))
+    fig = new_figure(10, max(3.0, 0.5 * len(t) + 1.8))
     ax = fig.add_subplot()
     y = np.arange(len(t))
     ax.hlines(y, t[lo], t[hi], color=_POINT, linewidth=3)
@@ -176,7 +176,7 @@ def forest_plot(
     ax.set_yticks(y, t["term"], fontsize=_RC["tick"])
     ax.set_xscale("log")
     ax.set_xlim(min(t[lo].min(), 0.9) / 1.15, max(t[hi].max(), 1.1) * 1.15)
-    _or_axis(ax)
+    or_axis(ax)
     for yi, (m, a, b) in enumerate(zip(t["or_median"], t[lo], t[hi], strict=True)):
         ax.annotate(
             f"{m:.2f} [{a:.2f}, {b:.2f}]",
@@ -189,7 +189,7 @@ def forest_plot(
         )
     ax.set_xlabel("Odds ratio (log scale; 1 = no association)", fontsize=_RC["label"])
     _style(ax)
-    _title(
+    figure_title(
         fig,
         f"{title or 'Fixed effects'}: posterior median odds ratio and {pct} {_KIND_TEXT[kind]}",
         synthetic,
@@ -270,26 +270,26 @@ def caterpillar_plot(
         )
     head = f"{title or unit + ' effects'}: posterior median and {pct} equal-tailed interval"
     if n == 0:
-        fig = _new_figure(9, 3)
+        fig = new_figure(9, 3)
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, f"No {unit}s to show (all suppressed or none fitted)", ha="center", fontsize=13)
         ax.set_axis_off()
-        _title(fig, head, synthetic)
+        figure_title(fig, head, synthetic)
         return save(fig, path)
     if n <= max_named:
-        fig = _new_figure(10, max(3.5, 0.3 * n + 1.8))
+        fig = new_figure(10, max(3.5, 0.3 * n + 1.8))
         ax = fig.add_subplot()
         _named_forest(ax, t, lo, hi, mid, name_col)
         if value == "or":
-            _or_axis(ax)
+            or_axis(ax)
         else:
             ax.axvline(0, color="#444444", linestyle="--")
         ax.set_xlabel(xlabel, fontsize=_RC["label"])
-        _title(fig, f"{head} ({n} {unit}s)", synthetic)
+        figure_title(fig, f"{head} ({n} {unit}s)", synthetic)
         return save(fig, path)
 
     k = min(label_n, n // 2)
-    fig = _new_figure(13, 8)
+    fig = new_figure(13, 8)
     gs = fig.add_gridspec(1, 2, width_ratios=[1.1, 1])
     ax = fig.add_subplot(gs[0])
     rank = np.arange(1, n + 1)
@@ -300,7 +300,7 @@ def caterpillar_plot(
         n - k + 0.5, n + 0.5, color="#fde0c5", alpha=0.6, zorder=0, label=f"named at right (top/bottom {k})"
     )
     if value == "or":
-        _or_axis(ax, "y")
+        or_axis(ax, "y")
     else:
         ax.axhline(0, color="#444444", linestyle="--")
     ax.set_xlim(0.5, n + 0.5)
@@ -331,13 +331,13 @@ def caterpillar_plot(
         bbox={"facecolor": "white", "edgecolor": "none"},
     )
     if value == "or":
-        _or_axis(ax2)
+        or_axis(ax2)
     else:
         ax2.axvline(0, color="#444444", linestyle="--")
     ax2.set_xlabel(xlabel, fontsize=_RC["label"])
     ax2.set_title(f"Highest and lowest {k}", fontsize=_RC["label"])
     _style(ax2)
-    _title(fig, head, synthetic)
+    figure_title(fig, head, synthetic)
     return save(fig, path)
 
 
@@ -421,7 +421,7 @@ def conditional_effects_plot(
     moderator, by = table.attrs.get("moderator"), table.attrs.get("by")
     moderator = moderator or table.columns[0]
     lo, hi, pct = _interval_cols(table, "p_")
-    fig = _new_figure(10, 6)
+    fig = new_figure(10, 6)
     ax = fig.add_subplot()
     groups = [(None, table)] if not by else list(table.groupby(by, sort=False, observed=True))
     for i, (val, g) in enumerate(groups):
@@ -448,7 +448,9 @@ def conditional_effects_plot(
     ax.set_title(note, fontsize=_RC["small"], color="#444444", wrap=True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    _title(fig, f"{title or f'{moderator} x {by}'}: posterior mean and {pct} equal-tailed band", synthetic)
+    figure_title(
+        fig, f"{title or f'{moderator} x {by}'}: posterior mean and {pct} equal-tailed band", synthetic
+    )
     return save(fig, path)
 
 
@@ -479,7 +481,7 @@ def shrinkage_plot(
     -------
     pathlib.Path
     """
-    fig = _new_figure(11, 6.5)
+    fig = new_figure(11, 6.5)
     ax = fig.add_subplot()
     n = table["n"].to_numpy(dtype=float)
     jitter = np.exp(np.random.default_rng(0).uniform(-0.04, 0.04, len(n)))
@@ -514,7 +516,7 @@ def shrinkage_plot(
     ax.legend(fontsize=_RC["small"], frameon=False, loc="best")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    _title(fig, f"Shrinkage: small {unit}s are pulled towards the average (point estimates)", synthetic)
+    figure_title(fig, f"Shrinkage: small {unit}s are pulled towards the average (point estimates)", synthetic)
     return save(fig, path)
 
 
@@ -541,7 +543,7 @@ def calibration_figure(
     -------
     matplotlib.figure.Figure
     """
-    fig = _new_figure(8, 7)
+    fig = new_figure(8, 7)
     ax = fig.add_subplot()
     step = max(1, len(curve) // 4000)
     c = curve.iloc[::step]
@@ -566,7 +568,7 @@ def calibration_figure(
     ax.legend(fontsize=_RC["small"], frameon=False, loc="upper left")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    _title(fig, f"{title or 'Calibration'} (PAV, {100 * prob:g}% band)", synthetic)
+    figure_title(fig, f"{title or 'Calibration'} (PAV, {100 * prob:g}% band)", synthetic)
     return fig
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.catalogue import FINDINGS, Catalogue, Claim, Entry
-from analysis.summaries import _fixed_draws, _operand, parse_statement, statement_term
+from analysis.summaries import fixed_draws, parse_statement, statement_operand, statement_term
 from models.formula import parse_formula
 
 PROB = 0.95
@@ -119,7 +119,7 @@ def claim_rows(
     table: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """One findings row per claim of a fitted entry (see `findings_table`)."""
-    draws = _fixed_draws(fit)
+    draws = fixed_draws(fit)
     outcome = cat.label(entry.outcome)
     rows = []
     for claim in _claims_by_column(entry, fit):
@@ -158,7 +158,7 @@ def claim_rows(
                 row["truth_recovered"] = f"n/a: {truth.reason}" if truth.reason else "n/a"
         else:
             sa, sb = parse_statement(claim.statement)
-            d = _operand(fit, sa, draws)[0] - _operand(fit, sb, draws)[0]
+            d = statement_operand(fit, sa, draws)[0] - statement_operand(fit, sb, draws)[0]
             ta, tb = statement_term(sa), statement_term(sb)
             p = float((d > 0).mean())
             verdict = "supported" if p >= PROB else ("opposite" if p <= 1 - PROB else "inconclusive")

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from analysis.figures import _new_figure, _or_axis, _title, save
-from analysis.summaries import _fixed_draws
+from analysis.figures import figure_title, new_figure, or_axis, save
+from analysis.summaries import fixed_draws
 
 LINKS = ("belonging", "lonely", "local_friends")
 UNMEASURED_LINKS = ("access to local services\n(not measured in this cohort)",)
@@ -96,7 +96,7 @@ def level_arrows(results: Mapping[str, Any], prob: float = 0.95) -> list[Arrow]:
             continue
         sources = AREA_ORDER + (LINKS if target in OUTCOMES else ())
         name, f = fits[0]
-        draws = _fixed_draws(f)
+        draws = fixed_draws(f)
         for s in sources:
             if s in draws:
                 lo, med, hi = np.exp(np.quantile(draws[s], q))
@@ -168,7 +168,7 @@ def levels_figure(
     areas = [a for a in AREA_ORDER if any(x.source == a and x.target in LINKS for x in arrows)]
     links = [lk for lk in LINKS if any(x.target == lk or x.source == lk for x in arrows)]
     outcomes = [o for o in OUTCOMES if any(x.target == o for x in arrows)]
-    fig = _new_figure(18, 10)
+    fig = new_figure(18, 10)
     fig.set_layout_engine("none")
     ax = fig.add_axes((0.01, 0.1, 0.63, 0.8))
     ax.set_xlim(-0.02, 1.02)
@@ -249,11 +249,11 @@ def levels_figure(
         [f"{label(a.source)} -> {_short(a.target)}".replace("\n", " ") for a in rows], fontsize=9
     )
     ax2.invert_yaxis()
-    _or_axis(ax2)
+    or_axis(ax2)
     ax2.set_xlabel(f"odds ratio ({round(prob * 100)}% ETI)", fontsize=11)
     ax2.set_title("Direct associations of area factors\nwith wellbeing (same models)", fontsize=12)
     ax2.grid(True, axis="x", color="#dddddd")
-    _title(fig, "The levels model: community factors, links and wellbeing", synthetic)
+    figure_title(fig, "The levels model: community factors, links and wellbeing", synthetic)
     return save(fig, path)
 
 

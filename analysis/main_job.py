@@ -28,7 +28,7 @@ from typing import Any
 from analysis.catalogue import Catalogue, EntryResult, ManifestError, load_catalogue, run_entries
 from analysis.files import write_text_atomic
 from analysis.findings import findings_table, missing_findings, truth_status
-from analysis.summaries import _flatten_truth
+from analysis.summaries import flatten_truth
 from models.fitting import package_versions
 
 #: Files that only a finished run writes (removed when a run starts).
@@ -93,7 +93,7 @@ def exact_truth(result: EntryResult, truth: dict | None) -> dict[str, float] | N
     status = truth_status(result.entry, truth)
     if status.kind != "exact":
         return None
-    group_values = _flatten_truth(truth[result.entry.truth])
+    group_values = flatten_truth(truth[result.entry.truth])
     return {**status.values, **{k: v for k, v in group_values.items() if k.startswith(("sd_", "cor_"))}}
 
 

@@ -269,14 +269,14 @@ def scenario_plot(
     result: pd.DataFrame, path: str | Path, *, synthetic: bool, title: str | None = None
 ) -> Path:
     """Dot-and-interval figure of a scenario table: one panel per model, one row per subgroup level."""
-    from analysis.figures import _new_figure, _title, save
+    from analysis.figures import figure_title, new_figure, save
 
     res = result.dropna(subset=["change_pp_mean"]) if "change_pp_mean" in result else result.iloc[0:0]
     models = list(dict.fromkeys(res["model"]))
     if not models:
         raise ValueError("nothing to plot: every cell is suppressed or the table is empty")
     n_rows = max(len(res[res.model == m]) for m in models)
-    fig = _new_figure(5.5 * len(models) + 2.5, 0.42 * n_rows + 2.2)
+    fig = new_figure(5.5 * len(models) + 2.5, 0.42 * n_rows + 2.2)
     axes = fig.subplots(1, len(models), sharey=True, squeeze=False)[0]
     for ax, m in zip(axes, models, strict=True):
         t = res[res.model == m].reset_index(drop=True)
@@ -293,5 +293,5 @@ def scenario_plot(
         ax.set_xlabel("change, percentage points (95% ETI)", fontsize=11)
         ax.grid(True, axis="x", color="#dddddd")
     scen = result.attrs.get("scenario", "")
-    _title(fig, title or f"Who gains, who loses: {scen}", synthetic)
+    figure_title(fig, title or f"Who gains, who loses: {scen}", synthetic)
     return save(fig, path)

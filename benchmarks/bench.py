@@ -70,7 +70,7 @@ def make_data(n: int = 25_000, seed: int = 2026, slope: bool = False) -> tuple[p
     return df, f"y ~ {fixed} + {group}"
 
 
-def _diagnostics(posterior, stats) -> dict:
+def diagnostics(posterior, stats) -> dict:
     import arviz as az
 
     keep = [v for v in posterior.data_vars if not str(v).startswith(("z_", "chol_", "z"))]
@@ -111,7 +111,7 @@ def run_project(model: str, n: int, chains: int, draws: int, tune: int) -> dict:
         "wall_s": wall,
         "compile_s": f.settings["compile_seconds"],
         "sampling_s": f.settings["sampling_seconds"],
-        **_diagnostics(f.posterior(), f.idata["sample_stats"].to_dataset()),
+        **diagnostics(f.posterior(), f.idata["sample_stats"].to_dataset()),
         "converged": f.converged,
     }
     if "warmup_sample_stats" in f.idata.children:  # every gradient of the run, tuning included
@@ -159,7 +159,7 @@ def run_plain(model: str, n: int, chains: int, draws: int, tune: int) -> dict:
         "wall_s": wall,
         "sampling_s": sampling,
         "compile_s": wall - sampling,
-        **_diagnostics(idata["posterior"].to_dataset(), idata["sample_stats"].to_dataset()),
+        **diagnostics(idata["posterior"].to_dataset(), idata["sample_stats"].to_dataset()),
     }
 
 
@@ -184,7 +184,7 @@ def run_glmer(model: str, n: int, **_) -> dict:
 BAMBI_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {bench!r})
-from bench import make_data, _diagnostics
+from bench import make_data, diagnostics
 import bambi as bmb
 df, formula = make_data({n}, slope={slope})
 t0 = time.perf_counter()
@@ -195,7 +195,7 @@ def ds(group):
     g = idata[group]
     return g.to_dataset() if hasattr(g, "to_dataset") else g
 nan = float("nan")
-diag = _diagnostics(ds("posterior"), ds("sample_stats"))
+diag = diagnostics(ds("posterior"), ds("sample_stats"))
 res = {{"wall_s": wall, "sampling_s": nan, "compile_s": nan, **diag}}
 print(json.dumps(res))
 """

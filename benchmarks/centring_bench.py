@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS ins
 
 
 def run(model: str, centered: bool, n: int, chains: int, draws: int, tune: int, seed: int) -> dict:
-    from bench import _diagnostics, make_data
+    from bench import diagnostics, make_data
 
     from models import fit
 
@@ -38,7 +38,7 @@ def run(model: str, centered: bool, n: int, chains: int, draws: int, tune: int, 
     f = fit(
         formula, df, chains=chains, draws=draws, tune=tune, seed=seed, centered=centered, progressbar=False
     )
-    d = _diagnostics(f.posterior(), f.idata["sample_stats"].to_dataset())
+    d = diagnostics(f.posterior(), f.idata["sample_stats"].to_dataset())
     s = f.settings["sampling_seconds"]
     return {
         "model": model,

@@ -60,3 +60,21 @@ def test_top_level_layout() -> None:
         init = path / "__init__.py"
         has_doc = init.exists() and init.read_text().lstrip().startswith('"""')
         assert has_readme or has_doc, f"{folder}/ needs a README.md or a package docstring"
+
+
+def test_no_module_imports_another_modules_underscored_names() -> None:
+    """Shared helpers have public names: no ``from x import _private`` across modules."""
+    import ast
+
+    offenders = []
+    for folder in ["models", "analysis", "data", "benchmarks", "notebooks"]:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    for alias in node.names:
+                        if alias.name.startswith("_") and not alias.name.startswith("__"):
+                            offenders.append(
+                                f"{path.relative_to(ROOT)}: from {node.module} import {alias.name}"
+                            )
+    assert not offenders, "\n".join(offenders)

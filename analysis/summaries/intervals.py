@@ -1,0 +1,114 @@
+"""Interval labels and summaries of draws: the only place that builds interval labels."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from arviz_stats.base import array_stats
+
+from models.fitting import ConvergenceWarning, Fit
+
+_KIND_WORDS = {"eti": "equal-tailed interval (ETI)", "hdi": "highest-density interval (HDI)"}
+
+
+# --------------------------------------------------------------------------- interval labels
+
+
+def percent_label(prob: float) -> str:
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must be between 0 and 1, got {prob!r}")
+    return f"{100 * prob:g}"
+
+
+def interval_columns(kind: str, prob: float, prefix: str = "") -> tuple[str, str]:
+    """Column names of an interval, e.g. ``("eti95_low", "eti95_high")``.
+
+    Parameters
+    ----------
+    kind : {"eti", "hdi"}
+        Equal-tailed or highest-density interval.
+    prob : float
+        Probability mass, e.g. 0.95.
+    prefix : str
+        Prepended to both names (``"or_"`` gives ``or_eti95_low``).
+    """
+    if kind not in _KIND_WORDS:
+        raise ValueError(f"interval kind must be 'eti' or 'hdi', got {kind!r}")
+    tag = f"{prefix}{kind}{percent_label(prob)}"
+    return f"{tag}_low", f"{tag}_high"
+
+
+def describe_interval(kind: str, prob: float) -> str:
+    """Words for an interval, e.g. ``"95% equal-tailed interval (ETI)"``."""
+    return f"{percent_label(prob)}% {_KIND_WORDS[kind]}"
+
+
+def interval_bounds(x: np.ndarray, prob: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Interval over axis 0 of draws ``x`` (S, ...)."""
+    if kind == "eti":
+        lo, hi = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2], axis=0)
+        return lo, hi
+    h = array_stats.hdi(np.moveaxis(x, 0, -1), prob, axis=-1)
+    return h[..., 0], h[..., 1]
+
+
+def summarise_draws(
+    samples: np.ndarray,
+    index: Sequence[Any] | None = None,
+    *,
+    prob: float = 0.95,
+    hdi: bool = False,
+    prefix: str = "",
+) -> pd.DataFrame:
+    """Mean, median, SD and intervals of draws.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        Shape (S,) or (S, k): S posterior draws of k quantities.
+    index : sequence, optional
+        Row labels (k of them).
+    prob : float
+        Interval probability.
+    hdi : bool
+        Add the highest-density interval next to the equal-tailed one.
+    prefix : str
+        Prepended to every column name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``mean``, ``median``, ``sd``, ``eti<p>_low``, ``eti<p>_high`` and, with
+        ``hdi``, ``hdi<p>_low``, ``hdi<p>_high`` (each with ``prefix``).
+    """
+    x = np.asarray(samples, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    out = {
+        f"{prefix}mean": x.mean(axis=0),
+        f"{prefix}median": np.median(x, axis=0),
+        f"{prefix}sd": x.std(axis=0, ddof=1) if x.shape[0] > 1 else np.full(x.shape[1], np.nan),
+    }
+    kinds = ["eti", "hdi"] if hdi else ["eti"]
+    for kind in kinds:
+        lo, hi = interval_bounds(x, prob, kind)
+        c_lo, c_hi = interval_columns(kind, prob, prefix)
+        out[c_lo], out[c_hi] = lo, hi
+    table = pd.DataFrame(out, index=None if index is None else list(index))
+    table.attrs["interval"] = " and ".join(describe_interval(k, prob) for k in kinds)
+    return table
+
+
+def warn_if_not_converged(fit: Fit) -> None:
+    if not fit.converged and not fit.accept_failed:
+        warnings.warn(fit.convergence.headline, ConvergenceWarning, stacklevel=3)
+
+
+def stamp(table: pd.DataFrame, fit: Fit, interval: str, **extra: Any) -> pd.DataFrame:
+    table.attrs.update({"interval": interval, "headline": fit.headline, "converged": fit.converged})
+    table.attrs.update(extra)
+    return table
