@@ -302,7 +302,7 @@ def _reusable_fit(path: Path, key: str) -> Fit | None:
 
 
 def _glmer_cached(entry: Entry, f: Fit, out: Path, key: str, log: Callable[[str], None]) -> Any:
-    from analysis.lme4 import GlmerResult, glmer_or_note
+    from analysis.lme4 import GlmerResult, Lme4Unavailable, glmer_for
 
     path = out / "lme4" / f"{entry.name}.json"
     if path.exists():
@@ -312,11 +312,11 @@ def _glmer_cached(entry: Entry, f: Fit, out: Path, key: str, log: Callable[[str]
                 return GlmerResult.from_dict(stored["result"])
         except (ValueError, KeyError, TypeError):
             pass
-    res = glmer_or_note(f)
-    if isinstance(res, str):
+    res = glmer_for(f)
+    if isinstance(res, Lme4Unavailable):
         return res
     write_text_atomic(path, json.dumps({"catalogue_key": key, "result": res.to_dict()}, default=str))
-    log(f"      lme4 glmer (Laplace) {res.elapsed_s:.0f} s{'' if res.converged else ': NOT CONVERGED'}")
+    log(f"      lme4 glmer ({res.method}) {res.elapsed_s:.0f} s{'' if res.converged else ': NOT CONVERGED'}")
     return res
 
 

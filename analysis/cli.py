@@ -359,9 +359,9 @@ def _cmd_report(a: argparse.Namespace) -> int:
     fits = {Path(p).stem: load_fit(p) for p in a.fits}
     glmer = None
     if not a.no_lme4:
-        from analysis.lme4 import glmer_or_note
+        from analysis.lme4 import glmer_for
 
-        glmer = {name: glmer_or_note(f) for name, f in fits.items()}
+        glmer = {name: glmer_for(f) for name, f in fits.items()}
     html, md = write_report(fits, a.out, glmer=glmer, synthetic=not a.real, min_cell=a.min_cell)
     print(f"report written: {html} and {md}")
     return 0

@@ -103,7 +103,7 @@ def _r_group(name: str) -> str:
 
 def side_by_side(
     fit: Fit,
-    reference: lme4.GlmerResult | pd.DataFrame,
+    reference: lme4.GlmerResult | lme4.Lme4Unavailable | pd.DataFrame,
     *,
     prob: float = 0.95,
     label: str | None = None,
@@ -114,7 +114,9 @@ def side_by_side(
     Parameters
     ----------
     fit : models.Fit
-    reference : GlmerResult or pandas.DataFrame
+    reference : GlmerResult, Lme4Unavailable or pandas.DataFrame
+        A glmer result, the note saying why there is none (returned unavailable), or a
+        fixed-effects table (e.g. Stata ``melogit`` via `analysis.lme4.estimates_from_csv`).
         A glmer result, or a fixed-effects table like `GlmerResult.fixed` (e.g. from
         `analysis.lme4.estimates_from_csv`): indexed by term with ``estimate``, ``se``,
         ``ci_low``, ``ci_high``.
@@ -133,6 +135,8 @@ def side_by_side(
         ``post_mean``, ``post_sd``, ``post_eti95_low``, ``post_eti95_high``, ``diff_in_se`` =
         (posterior mean - estimate) / SE, ``sd_over_se`` = posterior SD / SE, ``note``.
     """
+    if isinstance(reference, lme4.Lme4Unavailable | str):  # no glmer: a note, shown as such
+        return SideBySide(table=_empty(prob), available=False, note=str(reference))
     warn_if_not_converged(fit)
     glmer = reference if isinstance(reference, lme4.GlmerResult) else None
     fixed_ref = reference.fixed if glmer is not None else reference
@@ -290,24 +294,7 @@ def compare_with_lme4(
     -------
     SideBySide
     """
-    if not fit.md.blocks:
-        note = "lme4 comparison skipped: the model has no group effects (glmer needs at least one)"
-        return SideBySide(table=_empty(prob), available=False, note=note)
-    ok, msg = lme4.r_available()
-    if not ok:
-        return SideBySide(table=_empty(prob), available=False, note=f"R/lme4 not available: {msg}")
-    try:
-        res = lme4.fit_glmer(
-            fit.md.glmer_formula,
-            fit.md.frame,
-            nAGQ=nAGQ,
-            timeout=timeout,
-            term_names=lme4.glmer_term_names(fit.md),
-        )
-    except lme4.RNotAvailableError as exc:
-        return SideBySide(table=_empty(prob), available=False, note=f"R/lme4 not available: {exc}")
-    except lme4.GlmerError as exc:
-        return SideBySide(table=_empty(prob), available=False, note=f"lme4 glmer failed: {exc}")
+    res = lme4.glmer_for(fit, nAGQ=nAGQ, timeout=timeout)
     return side_by_side(fit, res, prob=prob)
 
 

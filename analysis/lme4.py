@@ -298,6 +298,11 @@ class GlmerResult:
 
     _TABLES = ("fixed", "group_sd", "group_corr", "ranef")
 
+    @property
+    def method(self) -> str:
+        """How the likelihood was integrated: ``Laplace`` or adaptive quadrature."""
+        return "Laplace" if self.nAGQ == 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {self.nAGQ}"
+
     def sd(self, group: str, term: str = "Intercept") -> float:
         """Return the random-effect standard deviation for ``group`` and ``term``."""
         rows = self.group_sd[(self.group_sd.group == group) & (self.group_sd.term == term)]
@@ -794,26 +799,61 @@ def glmer_term_names(md: Any) -> dict[str, str]:
     return names
 
 
-def glmer_or_note(fit: Any) -> GlmerResult | str:
-    """glmer (Laplace, ``nAGQ = 1``) of a fit's formula on the fit's rows, or why there is none.
+@dataclass(frozen=True)
+class Lme4Unavailable:
+    """Why a fit has no glmer counterpart (R or lme4 missing, glmer failed, no group effects).
+
+    A value the renderers handle (shown as a note), never an exception.
+    """
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def glmer_for(fit: Any, *, nAGQ: int | None = None, timeout: float = 1800) -> GlmerResult | Lme4Unavailable:
+    """glmer of a fit's model on the fit's own rows: the project's one lme4 path.
+
+    Every command (``sameplace main``, ``report``, ``compare``) and `compare.compare_with_lme4`
+    come here, so one fit gets one set of glmer numbers. Quadrature policy: adaptive
+    Gauss-Hermite quadrature with `AUTO_NAGQ` points where lme4 allows it (one grouping
+    factor with a scalar random intercept), the Laplace approximation otherwise; the result's
+    ``nAGQ`` and ``method`` say which was used.
 
     Parameters
     ----------
     fit : models.Fit
-        Any fit (its ``md.formula`` and ``md.frame`` are used).
+        Its ``md.glmer_formula`` (lme4's spelling) and ``md.frame`` are used; term names come
+        back as the fit's own labels.
+    nAGQ : int, optional
+        Override the policy.
+    timeout : float
+        Seconds before R is stopped.
 
     Returns
     -------
-    GlmerResult or str
-        The estimates, or one sentence saying that R/lme4 is missing or glmer failed.
+    GlmerResult or Lme4Unavailable
     """
+    if not fit.md.blocks:
+        return Lme4Unavailable(
+            "lme4 comparison skipped: the model has no group effects (glmer needs at least one)"
+        )
     ok, msg = r_available()
     if not ok:
-        return msg
+        return Lme4Unavailable(f"R/lme4 not available: {msg}")
     try:
-        return fit_glmer(fit.md.glmer_formula, fit.md.frame, nAGQ=1, term_names=glmer_term_names(fit.md))
+        return fit_glmer(
+            fit.md.glmer_formula,
+            fit.md.frame,
+            nAGQ=nAGQ,
+            timeout=timeout,
+            term_names=glmer_term_names(fit.md),
+        )
+    except RNotAvailableError as exc:
+        return Lme4Unavailable(f"R/lme4 not available: {exc}")
     except GlmerError as exc:
-        return f"glmer failed: {exc}"
+        return Lme4Unavailable(f"lme4 glmer failed: {exc}")
 
 
 def glmer_data(name: str, *, package: str = "lme4", timeout: float = 300) -> pd.DataFrame:

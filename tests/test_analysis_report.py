@@ -240,3 +240,19 @@ def test_end_to_end_report_of_a_real_fit(real_fit, tmp_path):
         timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 20000
+
+
+def test_missing_r_note_from_the_main_job_path_keeps_the_section_and_the_shrinkage_plot(
+    fake, tmp_path, monkeypatch
+):
+    """`sameplace main` and `sameplace report` hand the report the one lme4 path's result; with
+    R absent that is a note, which must be shown as such (it once reached side_by_side as a
+    string, whose TypeError was swallowed: 'could not be computed', shrinkage figure lost)."""
+    monkeypatch.setattr(lme4, "RSCRIPT", "/nonexistent/bin/Rscript")
+    note = lme4.glmer_for(fake)
+    html, md = write_report({"m": fake}, tmp_path, synthetic=True, glmer={"m": note})
+    page = _text(html)
+    assert '<p class="fail">R/lme4 not available: R not found' in page
+    assert "could not be computed" not in page
+    assert "Shrinkage" in page and (tmp_path / "figures").exists()
+    assert any("shrinkage" in p.name for p in (tmp_path / "figures").iterdir())
