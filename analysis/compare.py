@@ -22,10 +22,10 @@ import pandas as pd
 
 from analysis import lme4
 from analysis.summaries import (
+    blocks_for,
     describe_interval,
     fixed_draws,
     interval_columns,
-    level_counts,
     posterior_draws,
     stamp,
     warn_if_not_converged,
@@ -298,6 +298,106 @@ def compare_with_lme4(
     return side_by_side(fit, res, prob=prob)
 
 
+@dataclass
+class NoPooling:
+    """Each level's own estimate from a fit with the level as a fixed factor (glm, no pooling).
+
+    Attributes
+    ----------
+    value : numpy.ndarray
+        Per level: the mean over its rows of the fitted log-odds (NaN where not estimable).
+    estimable : numpy.ndarray of bool
+        False for levels whose outcomes are all 0 or all 1 (their effect is infinite).
+    converged : bool
+        Whether the Newton iterations converged.
+    within_terms : list of str
+        Fixed-effect columns estimated beside the level effects (those that vary within
+        levels; the intercept and level-constant columns are absorbed by the level effects).
+    """
+
+    value: np.ndarray
+    estimable: np.ndarray
+    converged: bool
+    within_terms: list[str]
+
+
+def no_pooling_estimates(
+    fit: Fit, group: str = "lad", *, max_iter: int = 100, tol: float = 1e-9
+) -> NoPooling:
+    """Maximum-likelihood logistic regression with the same covariates and the level as a fixed factor.
+
+    The like-for-like "no pooling" point of the shrinkage plot: it adjusts for the same
+    predictors as the multilevel model, so what differs from the posterior is pooling alone.
+    Columns constant within every level (area-level predictors, the intercept) are absorbed
+    by the level effects. Newton-Raphson with the level effects eliminated through the Schur
+    complement, so the cost is small for hundreds of levels. Levels whose outcomes are all 0
+    or all 1 have no finite estimate and are marked (``estimable``), not plotted at infinity.
+
+    Parameters
+    ----------
+    fit : models.Fit
+    group : str
+        Grouping factor.
+    max_iter, tol : int, float
+        Newton iterations and the step size that counts as converged.
+
+    Returns
+    -------
+    NoPooling
+    """
+    md = fit.md
+    block = blocks_for(fit, group, "Intercept")[0]
+    idx, J = block.idx, block.n_levels
+    trials = md.trials.astype(float) if md.family == "binomial" else np.ones(md.n_obs)
+    y = md.y.astype(float)
+    events = np.bincount(idx, weights=y, minlength=J)
+    total = np.bincount(idx, weights=trials, minlength=J)
+    estimable = (events > 0) & (events < total)
+    rows = estimable[idx]
+    counts = np.bincount(idx, minlength=J).astype(float)
+    within = []
+    for j, t in enumerate(md.fixed_terms):
+        col = md.X[:, j]
+        means = np.bincount(idx, weights=col, minlength=J) / np.maximum(counts, 1)
+        if t != "Intercept" and np.any(np.abs(col - means[idx]) > 1e-12 * max(1.0, np.abs(col).max())):
+            within.append(j)
+    X = md.X[rows][:, within]
+    yi, ni, gi = y[rows], trials[rows], idx[rows]
+    beta = np.zeros(X.shape[1])
+    alpha = np.log((events + 0.5) / (total - events + 0.5))
+    converged = False
+    for _ in range(max_iter):
+        eta = X @ beta + alpha[gi]
+        mu = 1 / (1 + np.exp(-eta))
+        w = ni * mu * (1 - mu)
+        resid = yi - ni * mu
+        d = np.where(estimable, np.bincount(gi, weights=w, minlength=J), 1.0)
+        g_a = np.bincount(gi, weights=resid, minlength=J)
+        if X.shape[1]:
+            A = X.T @ (X * w[:, None])
+            B = np.stack([np.bincount(gi, weights=X[:, k] * w, minlength=J) for k in range(X.shape[1])])
+            S = A - (B / d) @ B.T
+            db = np.linalg.lstsq(S, X.T @ resid - B @ (g_a / d), rcond=None)[0]
+            da = (g_a - B.T @ db) / d
+        else:
+            db, da = np.zeros(0), g_a / d
+        da = np.where(estimable, da, 0.0)
+        beta, alpha = beta + db, alpha + da
+        if max(np.abs(da).max(initial=0.0), np.abs(db).max(initial=0.0)) < tol:
+            converged = True
+            break
+    xb = np.bincount(idx, weights=md.X[:, within] @ beta, minlength=J) / np.maximum(counts, 1)
+    value = np.where(estimable, alpha + xb, np.nan)
+    return NoPooling(value, estimable, converged, [md.fixed_terms[j] for j in within])
+
+
+def _level_means(values: np.ndarray, idx: np.ndarray, n_levels: int) -> np.ndarray:
+    """Mean over each level's rows: (n, k) -> (n_levels, k)."""
+    counts = np.maximum(np.bincount(idx, minlength=n_levels), 1).astype(float)
+    sums = [np.bincount(idx, weights=values[:, k], minlength=n_levels) for k in range(values.shape[1])]
+    return np.stack(sums, axis=1) / counts[:, None]
+
+
 def shrinkage_table(
     fit: Fit,
     glmer_result: lme4.GlmerResult | None = None,
@@ -308,12 +408,15 @@ def shrinkage_table(
 ) -> pd.DataFrame:
     """No pooling, glmer and posterior estimates of each level's log-odds, with its size.
 
-    All three are log-odds for a person with the sample-average predictors:
+    Like for like: all three are the mean over the level's own rows of the fitted log-odds,
+    from models with the same covariates, so they differ by pooling alone:
 
-    - ``no_pooling``: empirical logit of the level's raw rate, log((y + 0.5)/(n - y + 0.5))
-      (not adjusted for the predictors);
-    - ``glmer``: glmer intercept + mean(x) . beta + the level's conditional mode;
-    - ``posterior_mean``: posterior mean of Intercept + mean(x) . b + r_j, with its interval.
+    - ``no_pooling``: a glm with the level as a fixed factor (`no_pooling_estimates`); NaN,
+      with ``estimable`` False, where the level's outcomes are all 0 or all 1;
+    - ``glmer``: glmer's fixed effects and the conditional modes;
+    - ``posterior_mean``: the posterior mean (and interval) of the same quantity;
+    - ``population``: the posterior mean of the fixed part alone (the level with no effect of
+      its own), against which ``shrinkage`` is measured.
 
     Parameters
     ----------
@@ -330,52 +433,55 @@ def shrinkage_table(
     Returns
     -------
     pandas.DataFrame
-        ``level``, [``name``], ``n``, ``events``, ``raw_rate``, ``no_pooling``, ``glmer``,
-        ``posterior_mean``, ``eti95_low``, ``eti95_high``, ``shrinkage`` (share of the
-        no-pooling deviation from the population value removed by the posterior).
-        ``.attrs["population"]``: posterior mean log-odds of the average level.
+        ``level``, [``name``], ``n``, ``events``, ``raw_rate``, ``no_pooling``,
+        ``estimable``, ``glmer``, ``posterior_mean``, ``eti95_low``, ``eti95_high``,
+        ``population``, ``shrinkage`` (share of the no-pooling deviation from the
+        population value removed by the posterior).
     """
     warn_if_not_converged(fit)
-    blocks = [b for b in fit.md.blocks if group in (b.name, b.factor) and "Intercept" in b.terms]
-    if not blocks:
-        raise ValueError(f"the model has no varying intercept for {group!r}")
-    block = blocks[0]
+    block = blocks_for(fit, group, "Intercept")[0]
     md = fit.md
     post = fit.posterior()
+    J = block.n_levels
+    Xbar = _level_means(md.X, block.idx, J)  # (J, p)
     draws = fixed_draws(fit, post)
-    xbar = {t: float(md.X[:, j].mean()) for j, t in enumerate(md.fixed_terms) if t != "Intercept"}
-    base = draws.get("Intercept", 0.0) + sum(draws[t] * v for t, v in xbar.items())
-    r = posterior_draws(fit, f"r_{block.name}", post)[:, :, block.terms.index("Intercept")]
-    level_lo = base[:, None] + r
+    fixed_part = np.stack([draws[t] for t in md.fixed_terms], axis=1) @ Xbar.T  # (S, J)
+    group_part = np.zeros_like(fixed_part)
+    for blk in md.blocks:
+        r = posterior_draws(fit, f"r_{blk.name}", post)  # (S, L, k)
+        for k in range(len(blk.terms)):
+            # the mean over level j's rows of r[level of row, k] * Z[row, k]: a (levels of blk) x J map
+            weights = np.zeros((blk.n_levels, J))
+            np.add.at(weights, (blk.idx, block.idx), blk.Z[:, k])
+            weights /= np.maximum(np.bincount(block.idx, minlength=J), 1)[None, :]
+            group_part += r[:, :, k] @ weights
+    level_lo = fixed_part + group_part
     trials = md.trials if md.family == "binomial" else np.ones(md.n_obs)
-    n = level_counts(fit, block.name).to_numpy()
-    events = np.bincount(block.idx, weights=md.y, minlength=block.n_levels)
+    events = np.bincount(block.idx, weights=md.y, minlength=J)
+    nopool = no_pooling_estimates(fit, group)
     lo, hi = interval_columns("eti", prob)
+    population = fixed_part.mean(axis=0)
     table = pd.DataFrame(
         {
             "level": block.levels,
-            "n": n,
+            "n": np.bincount(block.idx, minlength=J),
             "events": events.astype(int),
-            "raw_rate": events / np.bincount(block.idx, weights=trials, minlength=block.n_levels),
-            "no_pooling": np.log((events + 0.5) / (n - events + 0.5)),
+            "raw_rate": events / np.bincount(block.idx, weights=trials, minlength=J),
+            "no_pooling": nopool.value,
+            "estimable": nopool.estimable,
             "glmer": np.nan,
             "posterior_mean": level_lo.mean(axis=0),
             lo: np.quantile(level_lo, (1 - prob) / 2, axis=0),
             hi: np.quantile(level_lo, (1 + prob) / 2, axis=0),
+            "population": population,
         }
     )
     if names is not None:
         table.insert(1, "name", [str(names.get(lv, lv)) for lv in block.levels])
-    population = float(np.mean(base))
-    glmer_population = None
     if glmer_result is not None:
-        fx = glmer_result.fixed["estimate"]
-        if all(t in fx.index for t in ["Intercept", *xbar]):
-            glmer_population = float(fx["Intercept"] + sum(fx[t] * v for t, v in xbar.items()))
-            rf = glmer_result.ranef
-            rf = rf[(rf.group.map(_r_group) == block.factor) & (rf.term == "Intercept")]
-            modes = dict(zip(rf.level.astype(str), rf["mode"], strict=True))
-            table["glmer"] = [glmer_population + modes.get(lv, np.nan) for lv in block.levels]
+        glmer_values = _glmer_level_values(md, glmer_result, Xbar, block)
+        if glmer_values is not None:
+            table["glmer"] = glmer_values
     dev = table["no_pooling"] - population
     with np.errstate(divide="ignore", invalid="ignore"):
         table["shrinkage"] = np.where(
@@ -385,7 +491,28 @@ def shrinkage_table(
         table,
         fit,
         describe_interval("eti", prob),
-        population=population,
-        glmer_population=glmer_population,
-        scale="log-odds for a person with the sample-average predictors",
+        population=float(population.mean()),
+        no_pooling_converged=nopool.converged,
+        not_estimable=int((~nopool.estimable).sum()),
+        scale="mean log-odds over the level's own respondents; the same covariates in all three",
     )
+
+
+def _glmer_level_values(md, glmer_result, Xbar: np.ndarray, block) -> np.ndarray | None:
+    """glmer's counterpart of the posterior level values (None when a term or mode is missing)."""
+    fx = glmer_result.fixed["estimate"]
+    if not all(t in fx.index for t in md.fixed_terms):
+        return None
+    values = Xbar @ fx.reindex(md.fixed_terms).to_numpy(dtype=float)
+    rf = glmer_result.ranef
+    mode_part = np.zeros(md.n_obs)
+    for blk in md.blocks:
+        sub = rf[rf.group.map(_r_group) == blk.factor]
+        for k, term in enumerate(blk.terms):
+            rows = sub[sub.term == term]
+            modes = dict(zip(rows.level.astype(str), rows["mode"], strict=True))
+            vals = np.array([modes.get(lv, np.nan) for lv in blk.levels])
+            if not np.isfinite(vals).all():
+                return None
+            mode_part += vals[blk.idx] * blk.Z[:, k]
+    return values + _level_means(mode_part[:, None], block.idx, block.n_levels)[:, 0]

@@ -488,7 +488,12 @@ def shrinkage_plot(
     x = n * jitter
     ax.vlines(x, table["no_pooling"], table["posterior_mean"], color="#bbbbbb", linewidth=0.8, zorder=1)
     ax.scatter(
-        x, table["no_pooling"], s=26, color="#ff7f0e", label="no pooling (the LA's own rate)", zorder=2
+        x,
+        table["no_pooling"],
+        s=26,
+        color="#ff7f0e",
+        label=f"no pooling (glm with the {unit} as a fixed factor, same covariates)",
+        zorder=2,
     )
     if "glmer" in table and table["glmer"].notna().any():
         ax.scatter(
@@ -501,16 +506,38 @@ def shrinkage_plot(
             zorder=3,
         )
     ax.scatter(x, table["posterior_mean"], s=26, color=_POINT, label="Bayesian posterior mean", zorder=4)
-    pooled = table.attrs.get("population")
-    if pooled is not None:
-        ax.axhline(pooled, color="#444444", linestyle="--", linewidth=1.2, label="population (average LA)")
+    if "population" in table:
+        ax.scatter(
+            x,
+            table["population"],
+            s=10,
+            marker="_",
+            color="#444444",
+            label="fixed part alone (no own effect)",
+        )
+    if "estimable" in table and not table["estimable"].all():
+        # all-0 or all-1 levels: no finite no-pooling estimate; drawn at the edge, hollow
+        lo, hi = ax.get_ylim()
+        bad = ~table["estimable"].to_numpy(dtype=bool)
+        edge = np.where(table["raw_rate"].to_numpy()[bad] >= 0.5, hi, lo)
+        ax.scatter(
+            x[bad],
+            edge,
+            s=40,
+            facecolors="none",
+            edgecolors="#ff7f0e",
+            label=f"no finite no-pooling estimate (all 0 or all 1): {int(bad.sum())} {unit}s",
+            zorder=2,
+            clip_on=False,
+        )
+        ax.set_ylim(lo, hi)
     ax.set_xscale("log")
     ax.set_xlim(n.min() / 1.2, n.max() * 1.2)
     ax.xaxis.set_major_locator(FixedLocator(_nice_ticks(n.min() / 1.2, n.max() * 1.2, _COUNT_TICKS, None)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(f"Respondents in the {unit} (log scale)", fontsize=_RC["label"])
-    ax.set_ylabel("Log-odds for a person with average predictors", fontsize=_RC["label"])
+    ax.set_ylabel(f"Mean log-odds of the {unit}'s respondents", fontsize=_RC["label"])
     ax.tick_params(labelsize=_RC["tick"])
     ax.grid(True, color="#eeeeee")
     ax.legend(fontsize=_RC["small"], frameon=False, loc="best")

@@ -506,9 +506,11 @@ def _lme4_section(doc: _Doc, fit: Fit, ctx: _Ctx, ref: Any, group: str | None, s
     doc.figure(
         path,
         ctx.caption(
-            f"Shrinkage: each {_unit(group)}'s own (no-pooling) log-odds, "
-            f"{'the glmer conditional mode, ' if glmer_res is not None else ''}and the posterior mean, "
-            f"against its number of respondents. {_suppressed(shr)}"
+            f"Shrinkage, like for like: each {_unit(group)}'s mean log-odds over its own respondents "
+            f"from a glm with the {_unit(group)} as a fixed factor and the same covariates (no pooling), "
+            f"{'from glmer, ' if glmer_res is not None else ''}and from the posterior, against its "
+            f"number of respondents; {shr.attrs.get('not_estimable', 0)} {_unit(group)}(s) with all-0 or "
+            f"all-1 outcomes have no finite no-pooling estimate (hollow, at the edge). {_suppressed(shr)}"
         ),
     )
     _level_table(doc, shr, ctx, slug, "shrinkage", f"Shrinkage of every {_unit(group)}")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -113,35 +116,87 @@ def test_glmer_formula_translates_bambi_proportions():
 
 
 def test_shrinkage_table_numbers(fit, data):
+    """Like for like: every estimate is the mean log-odds over the LA's own rows, from models
+    with the same covariates (the no-pooling point is a glm with the LA as a fixed factor)."""
     df = data[0]
-    levels = fit.md.blocks[0].levels
+    block = fit.md.blocks[0]
+    levels = block.levels
     modes = pd.DataFrame(
         {
             "group": "lad",
-            "level": levels,
-            "term": "Intercept",
-            "mode": np.linspace(-0.3, 0.3, len(levels)),
+            "level": levels * 2,
+            "term": ["Intercept"] * len(levels) + ["age50"] * len(levels),
+            "mode": np.r_[np.linspace(-0.3, 0.3, len(levels)), np.linspace(0.1, -0.1, len(levels))],
             "condsd": 0.1,
         }
     )
     ref = fake_glmer(
         {"Intercept": (-0.1, 0.2), "age50": (0.5, 0.1), "x": (0.2, 0.05)},
-        {("lad", "Intercept"): 0.4},
+        {("lad", "Intercept"): 0.4, ("lad", "age50"): 0.1},
         ranef=modes,
     )
     shr = shrinkage_table(fit, ref, "lad").set_index("level")
     counts = df.groupby("lad").y.agg(["sum", "count"]).reindex(levels)
-    emp = np.log((counts["sum"] + 0.5) / (counts["count"] - counts["sum"] + 0.5))
-    assert shr.no_pooling.to_numpy() == pytest.approx(emp.to_numpy())
     assert (shr.n == counts["count"]).all() and (shr.events == counts["sum"]).all()
-    xbar = {"age50": df.age50.mean(), "x": df.x.mean()}
+    means = df.groupby("lad")[["age50", "x"]].mean().reindex(levels)
     b = S.posterior_draws(fit, "b")
-    base = S.posterior_draws(fit, "Intercept") + b[:, 0] * xbar["age50"] + b[:, 1] * xbar["x"]
-    r = S.posterior_draws(fit, "r_lad")[:, :, 0]
-    assert shr.posterior_mean.to_numpy() == pytest.approx((base[:, None] + r).mean(axis=0))
-    glmer_pop = -0.1 + 0.5 * xbar["age50"] + 0.2 * xbar["x"]
-    assert shr.glmer.to_numpy() == pytest.approx(glmer_pop + modes["mode"].to_numpy())
-    assert shr.attrs["population"] == pytest.approx(base.mean())
+    r = S.posterior_draws(fit, "r_lad")  # (S, LA, [Intercept, age50])
+    fixed = (
+        S.posterior_draws(fit, "Intercept")[:, None]
+        + b[:, [0]] * means.age50.to_numpy()
+        + b[:, [1]] * means.x.to_numpy()
+    )
+    post = fixed + r[:, :, 0] + r[:, :, 1] * means.age50.to_numpy()
+    assert shr.posterior_mean.to_numpy() == pytest.approx(post.mean(axis=0))
+    assert shr.population.to_numpy() == pytest.approx(fixed.mean(axis=0))
+    m_i = np.linspace(-0.3, 0.3, len(levels))
+    m_s = np.linspace(0.1, -0.1, len(levels))
+    glmer = (
+        -0.1 + 0.5 * means.age50.to_numpy() + 0.2 * means.x.to_numpy() + m_i + m_s * means.age50.to_numpy()
+    )
+    assert shr.glmer.to_numpy() == pytest.approx(glmer)
+    assert shr.estimable.all() and shr.attrs["no_pooling_converged"]
+
+
+def test_no_pooling_is_the_fixed_factor_glm():
+    """Without covariates the no-pooling value is the LA's own empirical logit exactly; an LA
+    with all 0 (or all 1) outcomes has no finite estimate and is marked, not plotted at +-inf."""
+    from analysis.compare import no_pooling_estimates
+
+    df, _ = simulate(n_la=12, n=400, seed=3, small_la=False, sd1=0.0)
+    first = df.lad == df.lad.iloc[0]
+    df.loc[first, "y"] = 0
+    f = fake_fit(df, "y ~ 1 + (1 | lad)", centers={"Intercept": -0.2}, sd={"Intercept": 0.5})
+    est = no_pooling_estimates(f, "lad")
+    counts = df.groupby("lad").y.agg(["sum", "count"]).reindex(f.md.blocks[0].levels)
+    ok = est.estimable
+    assert not ok[f.md.blocks[0].levels.index(str(df.lad.iloc[0]))] and ok.sum() == len(ok) - 1
+    logit = np.log(counts["sum"] / (counts["count"] - counts["sum"])).to_numpy()
+    assert est.value[ok] == pytest.approx(logit[ok], abs=1e-8) and np.isnan(est.value[~ok]).all()
+    assert est.converged
+
+
+@pytest.mark.needs_r
+def test_no_pooling_agrees_with_r_glm(data):
+    """The covariate-adjusted no-pooling fit equals R's glm(y ~ age50 + x + factor(lad))."""
+    from analysis.compare import no_pooling_estimates
+
+    df = data[0]
+    f = fake_fit(df, "y ~ age50 + x + (1 | lad)", sd={"Intercept": 0.5})
+    est = no_pooling_estimates(f, "lad")
+    assert est.within_terms == ["age50", "x"]
+    levels = f.md.blocks[0].levels
+    with tempfile.TemporaryDirectory() as tmp:
+        df[["y", "age50", "x", "lad"]].to_csv(f"{tmp}/d.csv", index=False)
+        script = (
+            f'd <- read.csv("{tmp}/d.csv"); d$lad <- factor(d$lad); '
+            "m <- glm(y ~ age50 + x + lad, binomial, data = d); "
+            "a <- tapply(predict(m, type = 'link'), d$lad, mean); "
+            f'write.csv(data.frame(lad = names(a), v = as.numeric(a)), "{tmp}/out.csv", row.names = FALSE)'
+        )
+        subprocess.run([shutil.which("Rscript"), "-e", script], check=True, capture_output=True, timeout=120)
+        r = pd.read_csv(f"{tmp}/out.csv", dtype={"lad": str}).set_index("lad")["v"]
+    assert est.value == pytest.approx(r.reindex(levels).to_numpy(), abs=1e-6)
 
 
 @pytest.mark.needs_r
