@@ -40,7 +40,7 @@ USER_ERRORS = (
 )
 
 
-def _add_sampling(p: argparse.ArgumentParser, draws: int = 1000) -> None:
+def _add_sampling(p: argparse.ArgumentParser, draws: int | None = 1000) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=draws)
     p.add_argument("--tune", type=int, default=1000)
@@ -115,8 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=DIST",
         help='override a prior, e.g. --prior "sd_lad=exponential(2)" (repeatable)',
     )
-    f.add_argument("--centered", action="store_true", help="centred parameterisation")
-    _add_sampling(f)
+    f.add_argument("--centered", action="store_true", help="centred effects (default: per factor, by data)")
+    f.add_argument("--ess", type=float, default=None, help="bulk and tail ESS asked for (default 400)")
+    f.add_argument("--no-escalate", action="store_true", help="one attempt: no retry when the gate fails")
+    f.add_argument("--budget-draws", type=int, default=None, help="cap on iterations over all attempts")
+    f.add_argument("--budget-seconds", type=float, default=None, help="cap on wall time over all attempts")
+    _add_sampling(f, draws=None)
 
     su = sub.add_parser("summarise", help="print a saved fit's summary")
     su.add_argument("fit", help="fit file (.nc)")
@@ -299,12 +303,15 @@ def _cmd_fit(a: argparse.Namespace) -> int:
             a.formula,
             df,
             priors=priors or None,
-            centered=a.centered,
+            centered=True if a.centered else None,
             sampler=a.sampler,
             chains=a.chains,
             draws=a.draws,
             tune=a.tune,
             seed=a.seed,
+            escalate=not a.no_escalate,
+            ess=a.ess,
+            budget={k: v for k, v in (("draws", a.budget_draws), ("seconds", a.budget_seconds)) if v},
         )
     for w in caught:
         if issubclass(w.category, DataWarning):

@@ -69,14 +69,18 @@ class SideBySide:
     glmer: lme4.GlmerResult | None = None
 
 
+#: glmer's (Wald) 95% confidence interval columns
+REF_LOW, REF_HIGH = interval_columns("ci", 0.95, "ref_")
+
+
 def _columns(prob: float) -> list[str]:
     return [
         "parameter",
         "kind",
         "ref_estimate",
         "ref_se",
-        "ref_ci95_low",
-        "ref_ci95_high",
+        REF_LOW,
+        REF_HIGH,
         "post_mean",
         "post_sd",
         *interval_columns("eti", prob, "post_"),
@@ -155,8 +159,8 @@ def side_by_side(
             r = fixed_ref.loc[term]
             se = float(r["se"])
             row.update(ref_estimate=float(r["estimate"]), ref_se=se)
-            row["ref_ci95_low"] = float(r.get("ci_low", r["estimate"] - _Z975 * se))
-            row["ref_ci95_high"] = float(r.get("ci_high", r["estimate"] + _Z975 * se))
+            row[REF_LOW] = float(r.get("ci_low", r["estimate"] - _Z975 * se))
+            row[REF_HIGH] = float(r.get("ci_high", r["estimate"] + _Z975 * se))
             row["diff_in_se"] = (row["post_mean"] - row["ref_estimate"]) / se
             row["sd_over_se"] = row["post_sd"] / se
         else:

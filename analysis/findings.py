@@ -18,10 +18,20 @@ import numpy as np
 import pandas as pd
 
 from analysis.catalogue import FINDINGS, Catalogue, Claim, Entry
-from analysis.summaries import fixed_draws, parse_statement, statement_operand, statement_term
+from analysis.summaries import (
+    DEFAULT_PROB,
+    fixed_draws,
+    interval_columns,
+    parse_statement,
+    statement_operand,
+    statement_term,
+)
 from models.formula import parse_formula
 
-PROB = 0.95
+PROB = DEFAULT_PROB
+#: the findings table's interval columns (posterior odds ratio; glmer's Wald interval)
+OR_COLUMNS = interval_columns("eti", PROB, "or_")
+LME4_COLUMNS = interval_columns("ci", 0.95, "lme4_")
 
 
 @dataclass(frozen=True)
@@ -137,15 +147,15 @@ def claim_rows(
             row.update(
                 {
                     "posterior_or": q[0],
-                    "or_eti95_low": q[1],
-                    "or_eti95_high": q[2],
+                    OR_COLUMNS[0]: q[1],
+                    OR_COLUMNS[1]: q[2],
                     "p_expected": p if claim.expect != "0" else np.nan,
                 }
             )
             g = _glmer_row(glmer, claim.term)
             if g is not None:
                 row.update(
-                    {"lme4_or": np.exp(g[0]), "lme4_ci95_low": np.exp(g[1]), "lme4_ci95_high": np.exp(g[2])}
+                    {"lme4_or": np.exp(g[0]), LME4_COLUMNS[0]: np.exp(g[1]), LME4_COLUMNS[1]: np.exp(g[2])}
                 )
             if truth.kind != "none" and claim.term in truth.values:
                 tv = truth.values[claim.term]
@@ -219,7 +229,7 @@ def _sentence(claim: Claim, row: Mapping[str, Any], outcome: str, cat: Catalogue
             f"The probability that {a} is more strongly associated with {outcome} than {b} is "
             f"{p:.2f} ({verdict}); this ranks associations in cross-sectional data, not causes."
         )
-    orr, lo, hi = row["posterior_or"], row["or_eti95_low"], row["or_eti95_high"]
+    orr, lo, hi = row["posterior_or"], row[OR_COLUMNS[0]], row[OR_COLUMNS[1]]
     ival = f"95% interval {_fmt(lo)} to {_fmt(hi)}"
     if ":" in claim.term:
         a, b = claim.term.split(":", 1)

@@ -29,7 +29,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from analysis import figures, summaries
+from analysis import compare, figures, summaries
+from analysis import findings as findings_mod
 from analysis.compare import SideBySide, compare_with_lme4, shrinkage_table, side_by_side
 from analysis.disclosure import DisclosurePolicy
 from analysis.files import write_text_atomic
@@ -79,9 +80,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "section"
 
 
-_LABEL = re.compile(r"(eti|hdi|ci|wald)(\d+(?:\.\d+)?)_(low|high)")
-
-
 _STAT_COLUMNS = {
     "raw_rate",
     "no_pooling",
@@ -110,11 +108,13 @@ _PREFIXES = (
 )
 
 
-def pretty_column(name: str) -> str:
+def pretty_column(name: str, label: summaries.IntervalLabel | None = None) -> str:
     """Readable column header that keeps the interval kind and probability.
 
-    ``or_eti95_low`` -> ``OR 95% ETI low``; ``p_or_gt_1`` -> ``P(OR > 1)``. Names that are
-    not statistics this package makes (variables such as ``area_soc``) are left unchanged.
+    An interval column's header is written from what the column holds (``label``, from the
+    table's ``attrs``; else the label `summaries.interval_columns` recorded when it made the
+    name): ``or_eti95_low`` -> ``OR 95% ETI low``. ``p_or_gt_1`` -> ``P(OR > 1)``. Names that
+    are not statistics this package makes (variables such as ``area_soc``) are left unchanged.
     """
     special = {
         "p_or_gt_1": "P(OR > 1)",
@@ -124,10 +124,13 @@ def pretty_column(name: str) -> str:
     }
     if name in special:
         return special[name]
-    known = _LABEL.search(name) or name in _STAT_COLUMNS or name.startswith(tuple(a for a, _ in _PREFIXES))
+    label = label or summaries.interval_label(name)
+    if label is not None:
+        return label.header()
+    known = name in _STAT_COLUMNS or name.startswith(tuple(a for a, _ in _PREFIXES))
     if not known:
         return name
-    text = _LABEL.sub(lambda m: f"{m.group(2)}% {m.group(1).upper()} {m.group(3)}", name)
+    text = name
     for a, b in _PREFIXES:
         if text.startswith(a):
             text = b + text[len(a) :]
@@ -151,7 +154,8 @@ def _fmt(v: Any) -> str:
 
 
 def _rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    header = [pretty_column(str(c)) for c in df.columns]
+    meta = summaries.interval_metadata(df)
+    header = [pretty_column(str(c), meta.get(str(c))) for c in df.columns]
     body = [[_fmt(v) for v in row] for row in df.itertuples(index=False, name=None)]
     return header, body
 
@@ -481,8 +485,8 @@ def _lme4_section(doc: _Doc, fit: Fit, ctx: _Ctx, ref: Any, group: str | None, s
                 "parameter",
                 "ref_estimate",
                 "ref_se",
-                "ref_ci95_low",
-                "ref_ci95_high",
+                compare.REF_LOW,
+                compare.REF_HIGH,
                 "post_mean",
                 "post_sd",
                 lo,
@@ -803,12 +807,10 @@ def _findings_section(doc: _Doc, findings: pd.DataFrame, missing: Sequence[int],
             "model": f["model"],
             "claim": f["claim"],
             "posterior OR [95% ETI]": f.apply(
-                _or_cell, axis=1, args=("posterior_or", "or_eti95_low", "or_eti95_high")
+                _or_cell, axis=1, args=("posterior_or", *findings_mod.OR_COLUMNS)
             ),
             "P(expected)": f["p_expected"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
-            "lme4 OR [95% CI]": f.apply(
-                _or_cell, axis=1, args=("lme4_or", "lme4_ci95_low", "lme4_ci95_high")
-            ),
+            "lme4 OR [95% CI]": f.apply(_or_cell, axis=1, args=("lme4_or", *findings_mod.LME4_COLUMNS)),
         }
     )
     if synthetic:

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.summaries.intervals import DEFAULT_PROB, interval_columns
 from data.errors import DataError
 
-PROB = 0.95
+PROB = DEFAULT_PROB
+CHANGE_LOW, CHANGE_HIGH = interval_columns("eti", PROB, "change_pp_")
 CAVEAT = (
     "Model-based what-if on cross-sectional associations: it assumes the fitted associations would "
     "hold if the area factor changed, which the data cannot show."
@@ -39,8 +41,8 @@ COLUMNS = [
     "baseline_pct",
     "change_pp_mean",
     "change_pp_median",
-    "change_pp_eti95_low",
-    "change_pp_eti95_high",
+    CHANGE_LOW,
+    CHANGE_HIGH,
     "p_positive",
     "suppressed",
 ]
@@ -229,8 +231,8 @@ def _change_summary(d: np.ndarray) -> dict[str, float]:
     return {
         "change_pp_mean": float(d.mean()),
         "change_pp_median": float(med),
-        "change_pp_eti95_low": float(lo),
-        "change_pp_eti95_high": float(hi),
+        CHANGE_LOW: float(lo),
+        CHANGE_HIGH: float(hi),
         "p_positive": float((d > 0).mean()),
     }
 
@@ -281,10 +283,8 @@ def scenario_plot(
     for ax, m in zip(axes, models, strict=True):
         t = res[res.model == m].reset_index(drop=True)
         y = np.arange(len(t))
-        colours = np.where(
-            t.change_pp_eti95_low > 0, "#1a7f37", np.where(t.change_pp_eti95_high < 0, "#b42318", "#6b6b6b")
-        )
-        ax.hlines(y, t.change_pp_eti95_low, t.change_pp_eti95_high, colors=colours, linewidth=3)
+        colours = np.where(t[CHANGE_LOW] > 0, "#1a7f37", np.where(t[CHANGE_HIGH] < 0, "#b42318", "#6b6b6b"))
+        ax.hlines(y, t[CHANGE_LOW], t[CHANGE_HIGH], colors=colours, linewidth=3)
         ax.scatter(t.change_pp_median, y, color=colours, zorder=3)
         ax.axvline(0, color="#444444", linestyle="--", linewidth=1)
         ax.set_yticks(y, [f"{a}: {b}" for a, b in zip(t.subgroup, t.level, strict=True)], fontsize=11)

@@ -346,3 +346,23 @@ def test_compare_models_refuses_different_data(data):
     b = fake_fit(df.iloc[:-10], "y ~ x + (1 | lad)")
     with pytest.raises(ValueError, match="not fitted to the same data"):
         S.compare_models({"a": a, "b": b})
+
+
+def test_interval_kind_and_probability_travel_as_data():
+    """Interval columns carry what they hold (kind, probability, end) in the table's attrs,
+    and the report writes headers from that data, never by reading the name back."""
+    from analysis.report import pretty_column
+    from analysis.summaries import IntervalLabel, interval_columns, interval_metadata, summarise_draws
+
+    t = summarise_draws(np.random.default_rng(0).normal(size=(400, 2)), ["a", "b"], prob=0.9, hdi=True)
+    meta = t.attrs["interval_columns"]
+    assert meta["eti90_low"] == IntervalLabel("eti", 0.9, "low", "")
+    assert meta["hdi90_high"] == IntervalLabel("hdi", 0.9, "high", "")
+    lo, hi = interval_columns("eti", 0.8, "or_")
+    assert pretty_column(lo) == "OR 80% ETI low"
+    # a renamed column keeps its meaning through the attrs, not its name
+    t2 = t.rename(columns={"eti90_low": "lower"})
+    t2.attrs["interval_columns"] = {"lower": meta["eti90_low"]}
+    assert interval_metadata(t2)["lower"].prob == 0.9
+    assert pretty_column("lower", interval_metadata(t2)["lower"]) == "90% ETI low"
+    assert pretty_column("area_soc") == "area_soc"

@@ -55,9 +55,13 @@ from analysis.summaries.effects import (
     varying_slopes,
 )
 from analysis.summaries.intervals import (
+    DEFAULT_PROB,
+    IntervalLabel,
     describe_interval,
     interval_bounds,
     interval_columns,
+    interval_label,
+    interval_metadata,
     stamp,
     summarise_draws,
     warn_if_not_converged,
@@ -79,6 +83,10 @@ from analysis.summaries.statements import (
 )
 
 __all__ = [
+    "DEFAULT_PROB",
+    "IntervalLabel",
+    "interval_label",
+    "interval_metadata",
     "AREA_LEVEL_TOLERANCE",
     "Calibration",
     "LATENT_VARIANCE",

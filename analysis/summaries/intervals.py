@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,54 @@ from arviz_stats.base import array_stats
 
 from models.fitting import ConvergenceWarning, Fit
 
-_KIND_WORDS = {"eti": "equal-tailed interval (ETI)", "hdi": "highest-density interval (HDI)"}
+_KIND_WORDS = {
+    "eti": "equal-tailed interval (ETI)",
+    "hdi": "highest-density interval (HDI)",
+    "ci": "confidence interval (CI)",
+}
+#: The probability of every interval the project reports unless asked otherwise.
+DEFAULT_PROB = 0.95
+
+
+@dataclass(frozen=True)
+class IntervalLabel:
+    """What an interval column holds, carried as data next to its name.
+
+    Attributes
+    ----------
+    kind : {"eti", "hdi", "ci"}
+        Equal-tailed or highest-density posterior interval, or a (Wald) confidence interval.
+    prob : float
+        Probability (or confidence level), e.g. 0.95.
+    end : {"low", "high"}
+    prefix : str
+        The quantity's prefix (``"or_"``: odds ratio; ``"post_"``, ``"ref_"``, ...).
+    """
+
+    kind: str
+    prob: float
+    end: str
+    prefix: str = ""
+
+    def header(self) -> str:
+        """A readable column header, e.g. ``OR 95% ETI low``."""
+        words = _PREFIX_WORDS.get(self.prefix, self.prefix.replace("_", " "))
+        return f"{words}{percent_label(self.prob)}% {self.kind.upper()} {self.end}".strip()
+
+
+_PREFIX_WORDS = {
+    "": "",
+    "log_odds_": "log-odds ",
+    "or_": "OR ",
+    "post_": "posterior ",
+    "ref_": "reference ",
+    "ame_": "AME ",
+    "p_": "P ",
+    "diff_": "difference ",
+    "lme4_": "lme4 ",
+    "change_pp_": "change (pp) ",
+}
+_LABELS: dict[str, IntervalLabel] = {}
 
 
 # --------------------------------------------------------------------------- interval labels
@@ -37,9 +85,28 @@ def interval_columns(kind: str, prob: float, prefix: str = "") -> tuple[str, str
         Prepended to both names (``"or_"`` gives ``or_eti95_low``).
     """
     if kind not in _KIND_WORDS:
-        raise ValueError(f"interval kind must be 'eti' or 'hdi', got {kind!r}")
+        raise ValueError(f"interval kind must be 'eti', 'hdi' or 'ci', got {kind!r}")
     tag = f"{prefix}{kind}{percent_label(prob)}"
-    return f"{tag}_low", f"{tag}_high"
+    lo, hi = f"{tag}_low", f"{tag}_high"
+    _LABELS.setdefault(lo, IntervalLabel(kind, float(prob), "low", prefix))
+    _LABELS.setdefault(hi, IntervalLabel(kind, float(prob), "high", prefix))
+    return lo, hi
+
+
+def interval_label(column: str) -> IntervalLabel | None:
+    """What an interval column made by `interval_columns` holds (None for other columns)."""
+    return _LABELS.get(str(column))
+
+
+def interval_metadata(table: pd.DataFrame) -> dict[str, IntervalLabel]:
+    """The interval columns of a table with what each holds: its ``attrs`` first, then the
+    labels `interval_columns` made."""
+    meta = dict(table.attrs.get("interval_columns", {}))
+    for c in table.columns:
+        label = interval_label(str(c))
+        if label is not None:
+            meta.setdefault(str(c), label)
+    return {c: m for c, m in meta.items() if c in table.columns}
 
 
 def describe_interval(kind: str, prob: float) -> str:
@@ -100,6 +167,7 @@ def summarise_draws(
         out[c_lo], out[c_hi] = lo, hi
     table = pd.DataFrame(out, index=None if index is None else list(index))
     table.attrs["interval"] = " and ".join(describe_interval(k, prob) for k in kinds)
+    table.attrs["interval_columns"] = interval_metadata(table)
     return table
 
 
@@ -110,5 +178,6 @@ def warn_if_not_converged(fit: Fit) -> None:
 
 def stamp(table: pd.DataFrame, fit: Fit, interval: str, **extra: Any) -> pd.DataFrame:
     table.attrs.update({"interval": interval, "headline": fit.headline, "converged": fit.converged})
+    table.attrs["interval_columns"] = interval_metadata(table)
     table.attrs.update(extra)
     return table
