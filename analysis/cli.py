@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("release", nargs="?", help="release folder (default: the synthetic cohort)")
     p.add_argument("--n", type=int, default=25_000)
     p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument("--out", help="folder for the synthetic release (default: under synthetic/)")
     p.add_argument("--save", help="write the analysis table (CSV or .parquet)")
 
     f = sub.add_parser("fit", help="fit a formula to a CSV and save the fit (NetCDF)")
@@ -249,17 +250,13 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(a: argparse.Namespace) -> int:
-    from data.prepare import prepare
+    from data.prepare import prepare, save_table
 
-    table, audit = prepare(a.release, n=a.n, seed=a.seed)
+    table, audit = prepare(a.release, a.out, n=a.n, seed=a.seed)
     print(audit)
     if a.save:
-        out = Path(a.save)
-        if out.suffix == ".parquet":
-            table.to_parquet(out)
-        else:
-            table.to_csv(out, index=False)
-        print(f"analysis table ({len(table)} rows) written to {out}")
+        out = save_table(table, a.save)
+        print(f"analysis table ({len(table):,} rows) written to {out}")
     return 0
 
 

@@ -4,12 +4,11 @@
 >>> table, audit = prepare(n=5_000)          # doctest: +SKIP  (synthetic release)
 >>> table, audit = prepare("/data/ukhls")    # doctest: +SKIP  (real SN 6614 + SN 6666)
 
-Also runnable: ``python -m data.prepare [RELEASE_DIR] [--out DIR] [--n N] [--seed S]``.
+From the command line: ``sameplace prepare [RELEASE_DIR] [--out DIR] [--n N] [--seed S] [--save F]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from data.config import ReaderConfig
 from data.synthetic import DEFAULT_SEED, GENERATOR_VERSION, generate_release
 from data.ukhls import read_release
 
-__all__ = ["prepare", "default_synthetic_dir", "main"]
+__all__ = ["default_synthetic_dir", "prepare", "save_table"]
 
 
 def default_synthetic_dir(n: int, seed: int) -> Path:
@@ -81,26 +80,21 @@ def prepare(
     return table, audit
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: prepare the table and print the audit."""
-    ap = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n")[0])
-    ap.add_argument("release_dir", nargs="?", help="UKHLS release folder (default: synthetic)")
-    ap.add_argument("--out", help="folder for the synthetic release")
-    ap.add_argument("--n", type=int, default=25_000, help="synthetic adults (default 25,000)")
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--save", help="write the analysis table to this .csv or .parquet file")
-    args = ap.parse_args(argv)
-    table, audit = prepare(args.release_dir, args.out, args.n, args.seed)
-    print(audit)
-    if args.save:
-        path = Path(args.save)
-        if path.suffix == ".parquet":
-            table.to_parquet(path)
-        else:
-            table.to_csv(path, index=False)
-        print(f"analysis table ({len(table):,} rows) written to {path}")
-    return 0
+def save_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the analysis table: Parquet for a ``.parquet`` name, CSV otherwise.
 
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    path : path
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        table.to_parquet(path)
+    else:
+        table.to_csv(path, index=False)
+    return path

@@ -253,10 +253,11 @@ def test_prepare_generates_then_reuses(tmp_path):
 
 
 def test_prepare_command_line(tmp_path, capsys):
-    from data.prepare import main
+    """The one prepare command (`sameplace prepare`), writing through `data.prepare.save_table`."""
+    from analysis.cli import main
 
     saved = tmp_path / "table.csv"
-    assert main(["--out", str(tmp_path / "r"), "--n", "1000", "--save", str(saved)]) == 0
+    assert main(["prepare", "--out", str(tmp_path / "r"), "--n", "1000", "--save", str(saved)]) == 0
     printed = capsys.readouterr().out
     assert "Rows in" in printed and "written to" in printed
     assert len(pd.read_csv(saved)) > 900
