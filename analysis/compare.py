@@ -25,6 +25,7 @@ from analysis.summaries import (
     blocks_for,
     describe_interval,
     fixed_draws,
+    fixed_effects,
     interval_columns,
     posterior_draws,
     stamp,
@@ -94,6 +95,18 @@ def _empty(prob: float) -> pd.DataFrame:
     return pd.DataFrame(columns=_columns(prob))
 
 
+def _post_row_of_fixed(row: pd.Series, prob: float) -> dict[str, float]:
+    """The posterior columns of a fixed term, read from `summaries.fixed_effects`."""
+    lo, hi = interval_columns("eti", prob, "post_")
+    src_lo, src_hi = interval_columns("eti", prob, "log_odds_")
+    return {
+        "post_mean": float(row["log_odds_mean"]),
+        "post_sd": float(row["log_odds_sd"]),
+        lo: float(row[src_lo]),
+        hi: float(row[src_hi]),
+    }
+
+
 def _post_row(x: np.ndarray, prob: float) -> dict[str, float]:
     lo, hi = interval_columns("eti", prob, "post_")
     q = np.quantile(x, [(1 - prob) / 2, (1 + prob) / 2])
@@ -151,10 +164,11 @@ def side_by_side(
         else:
             label = "reference estimates"
     post = fit.posterior()
-    draws = fixed_draws(fit, post)
+    fe = fixed_effects(fit, prob, quiet=True).set_index("term")
+    draws = fe.index
     rows: list[dict] = []
-    for term, x in draws.items():
-        row = {"parameter": term, "kind": "fixed", **_post_row(x, prob), "note": ""}
+    for term in draws:
+        row = {"parameter": term, "kind": "fixed", **_post_row_of_fixed(fe.loc[term], prob), "note": ""}
         if term in fixed_ref.index:
             r = fixed_ref.loc[term]
             se = float(r["se"])

@@ -21,6 +21,7 @@ from analysis.catalogue import FINDINGS, Catalogue, Claim, Entry
 from analysis.summaries import (
     DEFAULT_PROB,
     fixed_draws,
+    fixed_effects,
     interval_columns,
     parse_statement,
     statement_operand,
@@ -32,6 +33,7 @@ PROB = DEFAULT_PROB
 #: the findings table's interval columns (posterior odds ratio; glmer's Wald interval)
 OR_COLUMNS = interval_columns("eti", PROB, "or_")
 LME4_COLUMNS = interval_columns("ci", 0.95, "lme4_")
+LOG_ODDS_COLUMNS = interval_columns("eti", PROB, "log_odds_")
 
 
 @dataclass(frozen=True)
@@ -96,15 +98,17 @@ def _unit_phrase(term: str, table: pd.DataFrame | None, cat: Catalogue) -> str:
     return f"{label} (compared with not)" if binary else f"1 SD higher {label}"
 
 
-def _direction_verdict(x: np.ndarray, expect: str) -> tuple[str, float]:
-    lo, hi = np.quantile(x, [(1 - PROB) / 2, (1 + PROB) / 2])
+def _direction_verdict(row: pd.Series, expect: str) -> tuple[str, float]:
+    """Verdict of a sign claim from the term's row of `summaries.fixed_effects`."""
+    lo, hi = (float(row[c]) for c in LOG_ODDS_COLUMNS)
+    p_pos = float(row["p_or_gt_1"])
     if expect == "0":
-        p = float(min((x > 0).mean(), (x < 0).mean()))
+        p = min(p_pos, 1 - p_pos)
         return (
             "supported: no clear association" if lo <= 0 <= hi else "not supported: an association remains"
         ), p
     sign = 1 if expect == "+" else -1
-    p = float((sign * x > 0).mean())
+    p = p_pos if sign > 0 else 1 - p_pos
     if (sign > 0 and lo > 0) or (sign < 0 and hi < 0):
         return "supported", p
     if (sign > 0 and hi < 0) or (sign < 0 and lo > 0):
@@ -129,7 +133,8 @@ def claim_rows(
     table: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """One findings row per claim of a fitted entry (see `findings_table`)."""
-    draws = fixed_draws(fit)
+    draws = fixed_draws(fit)  # for probability statements
+    fe = fixed_effects(fit, PROB, quiet=True).set_index("term")  # every reported odds ratio
     outcome = cat.label(entry.outcome)
     rows = []
     for claim in _claims_by_column(entry, fit):
@@ -141,14 +146,13 @@ def claim_rows(
             "expected": claim.expect if claim.term else claim.statement,
         }
         if claim.term:
-            x = draws[claim.term]
-            q = np.exp(np.quantile(x, [0.5, (1 - PROB) / 2, (1 + PROB) / 2]))
-            verdict, p = _direction_verdict(x, claim.expect)
+            est = fe.loc[claim.term]
+            verdict, p = _direction_verdict(est, claim.expect)
             row.update(
                 {
-                    "posterior_or": q[0],
-                    OR_COLUMNS[0]: q[1],
-                    OR_COLUMNS[1]: q[2],
+                    "posterior_or": float(est["or_median"]),
+                    OR_COLUMNS[0]: float(est[OR_COLUMNS[0]]),
+                    OR_COLUMNS[1]: float(est[OR_COLUMNS[1]]),
                     "p_expected": p if claim.expect != "0" else np.nan,
                 }
             )
@@ -160,7 +164,7 @@ def claim_rows(
             if truth.kind != "none" and claim.term in truth.values:
                 tv = truth.values[claim.term]
                 row["true_or"] = float(np.exp(tv))
-                inside = bool(np.log(q[1]) <= tv <= np.log(q[2]))
+                inside = bool(est[LOG_ODDS_COLUMNS[0]] <= tv <= est[LOG_ODDS_COLUMNS[1]])
                 row["truth_recovered"] = ("yes" if inside else "no") + (
                     "" if truth.kind == "exact" else " (approximate truth)"
                 )

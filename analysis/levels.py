@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from analysis.figures import figure_title, new_figure, or_axis, save
-from analysis.summaries import fixed_draws
+from analysis.summaries import fixed_effects, interval_columns
 
 LINKS = ("belonging", "lonely", "local_friends")
 UNMEASURED_LINKS = ("access to local services\n(not measured in this cohort)",)
@@ -90,17 +90,19 @@ def level_arrows(results: Mapping[str, Any], prob: float = 0.95) -> list[Arrow]:
     list of Arrow
     """
     arrows = []
-    q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+    or_lo, or_hi = interval_columns("eti", prob, "or_")
     for target, fits in _fits_by_outcome(results).items():
         if target not in LINKS + OUTCOMES:
             continue
         sources = AREA_ORDER + (LINKS if target in OUTCOMES else ())
         name, f = fits[0]
-        draws = fixed_draws(f)
+        fe = fixed_effects(f, prob, quiet=True).set_index("term")
         for s in sources:
-            if s in draws:
-                lo, med, hi = np.exp(np.quantile(draws[s], q))
-                arrows.append(Arrow(s, target, name, med, lo, hi, bool(f.converged)))
+            if s in fe.index:
+                row = fe.loc[s]
+                arrows.append(
+                    Arrow(s, target, name, row["or_median"], row[or_lo], row[or_hi], bool(f.converged))
+                )
     return arrows
 
 

@@ -34,8 +34,11 @@ LATENT_VARIANCE = math.pi**2 / 3  # variance of the standard logistic distributi
 # --------------------------------------------------------------------------- fixed effects
 
 
-def fixed_effects(fit: Fit, prob: float = 0.95, *, include_intercept: bool = True) -> pd.DataFrame:
-    """Fixed effects as log-odds and odds ratios.
+def fixed_effects(
+    fit: Fit, prob: float = 0.95, *, include_intercept: bool = True, quiet: bool = False
+) -> pd.DataFrame:
+    """Fixed effects as log-odds and odds ratios: the one producer of these numbers (the
+    findings table, the levels-model arrows and the lme4 side by side read them from here).
 
     Parameters
     ----------
@@ -44,6 +47,8 @@ def fixed_effects(fit: Fit, prob: float = 0.95, *, include_intercept: bool = Tru
         Interval probability (default 0.95).
     include_intercept : bool
         Keep the ``Intercept`` row (its "odds ratio" is the odds at all predictors zero).
+    quiet : bool
+        No `ConvergenceWarning` (for callers that report the gate's verdict themselves).
 
     Returns
     -------
@@ -54,7 +59,8 @@ def fixed_effects(fit: Fit, prob: float = 0.95, *, include_intercept: bool = Tru
         ``p_or_gt_1`` = P(OR > 1) = P(b > 0). The OR median and intervals are the log-odds
         ones exponentiated (the HDI is computed on the log-odds scale).
     """
-    warn_if_not_converged(fit)
+    if not quiet:
+        warn_if_not_converged(fit)
     draws = fixed_draws(fit)
     terms = [t for t in draws if include_intercept or t != "Intercept"]
     x = np.column_stack([draws[t] for t in terms]) if terms else np.empty((0, 0))
