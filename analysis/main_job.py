@@ -28,7 +28,7 @@ from typing import Any
 from analysis.catalogue import Catalogue, EntryResult, ManifestError, load_catalogue, run_entries
 from analysis.files import write_text_atomic
 from analysis.findings import findings_table, missing_findings, truth_status
-from analysis.summaries import flatten_truth
+from analysis.summaries import flatten_truth, loo_comparisons
 from models.fitting import package_versions
 
 #: Files that only a finished run writes (removed when a run starts).
@@ -209,7 +209,7 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
         la_names=la_names,
         synthetic=synthetic,
         min_cell=settings.min_cell,
-        loo=settings.loo,
+        comparisons=loo_comparisons(fits) if settings.loo else (),
         findings=findings,
         missing_findings=missing_findings(results),
         figures=figures,

@@ -31,7 +31,7 @@ import pandas as pd
 
 from analysis import compare, figures, summaries
 from analysis import findings as findings_mod
-from analysis.compare import SideBySide, compare_with_lme4, shrinkage_table, side_by_side
+from analysis.compare import SideBySide, shrinkage_table, side_by_side
 from analysis.disclosure import DisclosurePolicy
 from analysis.files import write_text_atomic
 from analysis.lme4 import GlmerResult
@@ -467,7 +467,7 @@ def _lme4_section(doc: _Doc, fit: Fit, ctx: _Ctx, ref: Any, group: str | None, s
     p = ctx.prob
     doc.h(3, "Frequentist reference (lme4 glmer)")
     if ref is None:
-        doc.p("lme4 comparison not run (pass glmer= or run_lme4=True to write_report).", "note")
+        doc.p("lme4 comparison not run (pass glmer=, e.g. from analysis.lme4.glmer_for).", "note")
         sbs = None
     elif isinstance(ref, SideBySide):
         sbs = ref
@@ -585,32 +585,26 @@ def _fit_section(
     return doc
 
 
-def _comparison_section(doc: _Doc, fits: Mapping[str, Fit]) -> None:
-    groups: dict[tuple, list[str]] = {}
-    for name, f in fits.items():
-        key = (f.md.response, f.md.n_obs, hash(np.asarray(f.md.y).tobytes()))
-        groups.setdefault(key, []).append(name)
-    sets = [names for names in groups.values() if len(names) > 1]
-    if not sets:
+def _comparison_section(doc: _Doc, comparisons: Sequence[Any]) -> None:
+    """Render precomputed PSIS-LOO comparisons (`summaries.loo_comparisons`)."""
+    if not comparisons:
         return
     doc.h(2, "Model comparison (PSIS-LOO)")
-    for names in sets:
-
-        def run(names: list[str] = names) -> None:
-            cmp = summaries.compare_models({n: fits[n] for n in names})
-            doc.items(cmp.notes, "flag")
-            cols = [c for c in ("rank", "elpd", "se", "elpd_diff", "dse", "p", "weight") if c in cmp.table]
-            doc.table(
-                cmp.table[cols].reset_index(),
-                "Expected log predictive density (higher is better), its "
-                "standard error, difference from the best model and its SE, effective number of "
-                "parameters p, stacking weight.",
-            )
-            doc.table(
-                cmp.pareto, "Pareto k diagnostics: observations above the threshold make PSIS-LOO unreliable."
-            )
-
-        _safe(doc, f"LOO comparison of {', '.join(names)}", run)
+    for cmp in comparisons:
+        if isinstance(cmp, str):
+            doc.p(cmp, "fail")
+            continue
+        doc.items(cmp.notes, "flag")
+        cols = [c for c in ("rank", "elpd", "se", "elpd_diff", "dse", "p", "weight") if c in cmp.table]
+        doc.table(
+            cmp.table[cols].reset_index(),
+            "Expected log predictive density (higher is better), its "
+            "standard error, difference from the best model and its SE, effective number of "
+            "parameters p, stacking weight.",
+        )
+        doc.table(
+            cmp.pareto, "Pareto k diagnostics: observations above the threshold make PSIS-LOO unreliable."
+        )
 
 
 def _audit_section(doc: _Doc, audit: Any) -> None:
@@ -632,7 +626,6 @@ def write_report(
     synthetic: bool,
     audit: Any = None,
     glmer: Mapping[str, GlmerResult | SideBySide | pd.DataFrame] | None = None,
-    run_lme4: bool = False,
     truth: Mapping[str, Any] | None = None,
     la_names: Mapping[str, str] | None = None,
     min_cell: int = 10,
@@ -640,7 +633,7 @@ def write_report(
     group: str = "lad",
     prob: float = 0.95,
     statements: Mapping[str, Sequence[Any]] | None = None,
-    loo: bool = True,
+    comparisons: Sequence[Any] = (),
     basename: str = "report",
     findings: pd.DataFrame | None = None,
     missing_findings: Sequence[int] = (),
@@ -661,11 +654,9 @@ def write_report(
     audit : object, optional
         Data audit (``str()`` and optional ``to_frame()``), e.g. from `data.prepare.prepare`.
     glmer : mapping, optional
-        By fit name: a `GlmerResult`, a `compare.SideBySide`, or a fixed-effects table from
-        `analysis.lme4.estimates_from_csv`.
-    run_lme4 : bool
-        Run glmer (`compare.compare_with_lme4`) for fits without an entry in ``glmer``; when
-        R is missing the report says so.
+        By fit name: a `GlmerResult` or the `Lme4Unavailable` note from `analysis.lme4.glmer_for`,
+        a `compare.SideBySide`, or a fixed-effects table from `analysis.lme4.estimates_from_csv`.
+        The report renders what it is given: it starts neither R nor PSIS-LOO.
     truth : mapping, optional
         By fit name: true values (see `summaries.recovery`); adds a recovery table.
     la_names : mapping, optional
@@ -680,8 +671,8 @@ def write_report(
         Probability of every interval (default 0.95).
     statements : mapping, optional
         By fit name: probability statements (see `summaries.probability_statements`).
-    loo : bool
-        Compare fits of the same rows by PSIS-LOO (memory: draws x rows per fit).
+    comparisons : sequence
+        Precomputed PSIS-LOO comparisons (`summaries.loo_comparisons`), rendered as given.
     basename : str
         File name stem.
     findings : pandas.DataFrame, optional
@@ -714,15 +705,12 @@ def write_report(
         warnings.simplefilter("ignore", ConvergenceWarning)
         for name, f in fits.items():
             ref = glmer.get(name)
-            if ref is None and run_lme4:
-                ref = compare_with_lme4(f, prob=prob)
             section = _fit_section(name, f, ctx, ref, truth.get(name), statements.get(name))
             if titles and name in titles:
                 section.blocks.insert(1, ("p", (titles[name], "note")))
             body.extend(section)
         comparison = _Doc()
-        if loo:
-            _comparison_section(comparison, fits)
+        _comparison_section(comparison, comparisons)
 
     doc = _Doc()
     full_title = f"{title}{' (SYNTHETIC DATA)' if synthetic else ''}"

@@ -104,7 +104,7 @@ def test_min_cell_is_configurable(fake, data, tmp_path):
 def test_verdict_is_the_first_line_of_each_model_and_red_when_failed(data, tmp_path):
     good = fake_fit(data[0], "y ~ x + (1 | lad)")
     bad = fake_fit(data[0], "y ~ x + (1 | lad)", converged=False)
-    html, md = write_report({"good one": good, "bad one": bad}, tmp_path, synthetic=True, loo=False)
+    html, md = write_report({"good one": good, "bad one": bad}, tmp_path, synthetic=True)
     page = _text(html)
     for name, cls, start in (("good one", "ok", "CONVERGED"), ("bad one", "fail", "NOT CONVERGED")):
         m = re.search(rf"<h2 [^>]*>Model: {name}[^<]*</h2>\s*<p class=\"(\w+)\">([^<]*)</p>", page)
@@ -151,7 +151,7 @@ def test_lme4_section_from_a_given_result(fake, tmp_path):
 
 def test_missing_r_note_and_the_report_still_renders(fake, tmp_path, monkeypatch):
     monkeypatch.setattr(lme4, "RSCRIPT", "/nonexistent/bin/Rscript")
-    html, md = write_report({"m": fake}, tmp_path, synthetic=True, run_lme4=True)
+    html, md = write_report({"m": fake}, tmp_path, synthetic=True, glmer={"m": lme4.glmer_for(fake)})
     page = _text(html)
     assert '<p class="fail">R/lme4 not available: R not found' in page
     assert "Fixed effects (odds ratios)" in page and "Calibration" in page
@@ -200,11 +200,13 @@ def test_end_to_end_report_of_a_real_fit(real_fit, tmp_path):
     assert cmp.table.loc["same", "elpd"] == pytest.approx(cmp.table.loc["a", "elpd"])
     assert set(cmp.pareto.columns) >= {"n_k_above_threshold", "max_k"}
     sbs = compare_with_lme4(f)  # runs glmer once, or says why it cannot
+    fits = {"community": f, "community again": f}
     html, md = write_report(
-        {"community": f, "community again": f},
+        fits,
         tmp_path,
         synthetic=False,
         la_names=names,
+        comparisons=S.loo_comparisons(fits),  # computed here: the report only renders
         glmer={"community": sbs, "community again": sbs},
         statements={"community": ["abs(age50) > abs(x)"]},
     )

@@ -580,7 +580,7 @@ def test_real_data_outputs_never_show_an_la_below_min_cell(tmp_path, monkeypatch
                 return _fn(*args, **kwargs)
 
             monkeypatch.setattr(figures, fname, spy)
-    write_report(fits, tmp_path, synthetic=False, la_names=names, min_cell=k, glmer=glmer, loo=False)
+    write_report(fits, tmp_path, synthetic=False, la_names=names, min_cell=k, glmer=glmer)
 
     banned = {"full": set(SMALL) | set(SMALL.values()), "subset": set(SMALL) | set(SMALL.values())}
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".csv", ".md", ".html")]

@@ -100,7 +100,7 @@ def test_claims_on_a_factor_and_a_three_way_interaction_reach_the_findings(fitte
 def test_the_report_renders_those_findings(fitted, frame, tmp_path):
     cat, entry, f = fitted
     table = findings_table({"factors": EntryResult(entry, f)}, cat, None, frame)
-    html, md = write_report({"factors": f}, tmp_path, synthetic=True, findings=table, loo=False, glmer={})
+    html, md = write_report({"factors": f}, tmp_path, synthetic=True, findings=table, glmer={})
     text = md.read_text()
     assert "education[gcse]" in text and "a:b:c" in text
     assert "could not be computed" not in text

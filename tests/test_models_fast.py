@@ -78,7 +78,11 @@ def _logp_dlogp(model: pm.Model):
     return lambda p: (float(logp(p)), np.asarray(dlogp(p)))
 
 
-CASES = [(f, c) for f in FORMULAS for c in (False, True)]
+CASES = [(f, c) for f in FORMULAS for c in (False, True)] + [
+    # centred for one block, non-centred for the other (the per-factor choice of `models.fitting.fit`)
+    ("bernoulli", {"lad": True, "school": False}),
+    ("pooled_slope", {"lad": False, "school": True}),
+]
 
 
 @pytest.mark.parametrize(("formula", "centered"), CASES)
@@ -90,6 +94,9 @@ def test_sampling_form_has_the_same_log_density_and_gradient(df, formula, center
     # same free parameters (names and shapes) and the same reported variables
     assert [v.name for v in plain.value_vars] == [v.name for v in fast.value_vars]
     assert [d.name for d in plain.deterministics] == [d.name for d in fast.deterministics]
+    if isinstance(centered, dict):  # each block as chosen: r_<g> sampled (centred) or z_<g>
+        free = {v.name for v in plain.value_vars}
+        assert {g: f"r_{g}" in free and f"z_{g}" not in free for g in centered} == centered
     reported = [v.name for v in (*plain.free_RVs, *plain.deterministics)]
     assert {k: plain.named_vars_to_dims.get(k) for k in reported} == {
         k: fast.named_vars_to_dims.get(k) for k in reported
@@ -143,6 +150,15 @@ def test_structure_key_tells_the_forms_apart(df):
         structure_key(md, pri, centered=c, fast_likelihood=lk) for c in (False, True) for lk in (False, True)
     }
     assert len(keys) == 4
+    # the choice per block is part of the key; a dict naming every block alike is the bool
+    mixed = {
+        structure_key(md, pri, centered={"lad": c, "school": not c}, fast_likelihood=True)
+        for c in (False, True)
+    }
+    assert len(mixed) == 2 and not mixed & keys
+    assert structure_key(
+        md, pri, centered={"lad": True, "school": True}, fast_likelihood=True
+    ) == structure_key(md, pri, centered=True, fast_likelihood=True)
     # a different area-level layout is a different compiled model; new values of the same layout are not
     moved = df.assign(area=df["area"].where(df.index != 7, 99.0))
     shifted = df.assign(area=df["area"] + 1.0, y=1 - df["y"])

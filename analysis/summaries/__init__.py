@@ -27,7 +27,9 @@ from analysis.summaries.checks import (
     compare_models,
     flatten_truth,
     in_sample_probabilities,
+    loo_comparisons,
     recovery,
+    same_rows_sets,
     truth_draws,
     with_log_likelihood,
 )
@@ -83,6 +85,8 @@ from analysis.summaries.statements import (
 )
 
 __all__ = [
+    "loo_comparisons",
+    "same_rows_sets",
     "DEFAULT_PROB",
     "IntervalLabel",
     "interval_label",

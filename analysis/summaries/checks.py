@@ -50,6 +50,28 @@ class ModelComparison:
     loo: dict[str, Any] = field(default_factory=dict)
 
 
+def same_rows_sets(fits: Mapping[str, Fit]) -> list[list[str]]:
+    """Names of fits that model the same outcome on the same rows, in sets of two or more
+    (only those can be compared by PSIS-LOO)."""
+    groups: dict[tuple, list[str]] = {}
+    for name, f in fits.items():
+        key = (f.md.response, f.md.n_obs, hash(np.asarray(f.md.y).tobytes()))
+        groups.setdefault(key, []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
+
+
+def loo_comparisons(fits: Mapping[str, Fit]) -> list[ModelComparison | str]:
+    """PSIS-LOO comparison of every set of fits to the same rows (`same_rows_sets`); a set
+    that cannot be compared gives the reason instead. For the report, which only renders."""
+    out: list[ModelComparison | str] = []
+    for names in same_rows_sets(fits):
+        try:
+            out.append(compare_models({n: fits[n] for n in names}))
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: the rest of the report goes on
+            out.append(f"LOO comparison of {', '.join(names)} could not be computed: {exc}")
+    return out
+
+
 def with_log_likelihood(fit: Fit) -> xr.DataTree:
     """Copy of the fit's DataTree with a ``log_likelihood`` group added."""
     tree = fit.idata.copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ _PREFIX_WORDS = {
     "change_pp_": "change (pp) ",
 }
 _LABELS: dict[str, IntervalLabel] = {}
+# the one format of interval column names: <prefix><kind><percent>_<end>
+_NAME = re.compile(r"(?P<prefix>.*?)(?P<kind>eti|hdi|ci)(?P<pct>\d+(?:\.\d+)?)_(?P<end>low|high)")
 
 
 # --------------------------------------------------------------------------- interval labels
@@ -94,8 +97,16 @@ def interval_columns(kind: str, prob: float, prefix: str = "") -> tuple[str, str
 
 
 def interval_label(column: str) -> IntervalLabel | None:
-    """What an interval column made by `interval_columns` holds (None for other columns)."""
-    return _LABELS.get(str(column))
+    """What an interval column holds (None for other columns): the label `interval_columns`
+    recorded when it made the name, else the name read with the same format (a column made
+    in another process, e.g. a CSV read back)."""
+    column = str(column)
+    if column in _LABELS:
+        return _LABELS[column]
+    m = _NAME.fullmatch(column)
+    if m is None:
+        return None
+    return IntervalLabel(m.group("kind"), float(m.group("pct")) / 100, m.group("end"), m.group("prefix"))
 
 
 def interval_metadata(table: pd.DataFrame) -> dict[str, IntervalLabel]:
