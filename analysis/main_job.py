@@ -214,5 +214,6 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
         missing_findings=missing_findings(results),
         figures=figures,
         titles={n: r.entry.title for n, r in results.items()},
+        details=True,
     )
     return [Path(html), Path(md), out / "findings.csv"]

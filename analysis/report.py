@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import os
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +72,9 @@ class _Doc:
 
     def figure(self, path: Path, caption: str) -> None:
         self.blocks.append(("figure", (path, caption)))
+
+    def link(self, text: str, href: str) -> None:
+        self.blocks.append(("link", (text, href)))
 
     def extend(self, other: _Doc) -> None:
         self.blocks.extend(other.blocks)
@@ -202,6 +206,7 @@ _HTML = jinja2.Environment(autoescape=True).from_string(
 {%- endfor %}</tbody></table></div>
 {%- if b.collapsed %}</details>
 {%- elif b.caption %}<p class="caption">{{ b.caption }}</p>{% endif %}
+{%- elif kind == "link" %}<p><a href="{{ b[1] }}">{{ b[0] }}</a></p>
 {%- elif kind == "figure" %}<figure><img alt="{{ b.caption }}" src="data:image/png;base64,{{ b.data }}">
 <figcaption>{{ b.caption }}</figcaption></figure>
 {%- endif %}
@@ -236,6 +241,7 @@ def _md_cell(s: str) -> str:
 
 
 def _render_md(doc: _Doc, out_dir: Path) -> str:
+    """Markdown of a document written in ``out_dir`` (figure paths relative to it)."""
     out: list[str] = []
     for kind, b in doc.blocks:
         if kind == "h":
@@ -258,9 +264,11 @@ def _render_md(doc: _Doc, out_dir: Path) -> str:
             out.append("\n".join(lines) + "\n")
             if caption:
                 out.append(f"*{caption}*\n")
+        elif kind == "link":
+            out.append(f"[{b[0]}]({b[1]})\n")
         elif kind == "figure":
             path, caption = b
-            rel = Path(path).relative_to(out_dir).as_posix()
+            rel = Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
             out.append(f"![{caption}]({rel})\n\n*{caption}*\n")
     return "\n".join(out)
 
@@ -277,6 +285,8 @@ class _Ctx:
     la_names: Mapping[str, str] | None
     prob: float
     group: str
+    inline_tables: bool = True  # False: LA-level tables only as CSV downloads (the detail pages)
+    csv_href: str = ""  # how a page reaches the CSV files in out_dir ("../" from details/)
 
     def caption(self, text: str) -> str:
         return f"Synthetic data. {text}" if self.synthetic else text
@@ -402,6 +412,9 @@ def _level_table(doc: _Doc, table: pd.DataFrame, ctx: _Ctx, slug: str, kind: str
     """Full level table: CSV next to the report, collapsed table in the HTML."""
     csv = f"{slug}_{kind}.csv"
     table.to_csv(ctx.out_dir / csv, index=False)
+    if not ctx.inline_tables:
+        doc.link(f"{ctx.caption(caption)}: {len(table)} rows ({_ival(ctx.prob)}), CSV", ctx.csv_href + csv)
+        return
     cols = [c for c in table.columns if c not in ("includes", "rank", "term")]
     doc.table(
         table[cols], f"{ctx.caption(caption)} ({_ival(ctx.prob)}; also in {csv})", collapsed=True, csv=csv
@@ -639,6 +652,7 @@ def write_report(
     missing_findings: Sequence[int] = (),
     figures: Sequence[tuple[Path, str]] = (),
     titles: Mapping[str, str] | None = None,
+    details: bool = False,
 ) -> tuple[Path, Path]:
     """Write the HTML and Markdown report of one or more fits.
 
@@ -683,6 +697,11 @@ def write_report(
         Figures shown after the findings (e.g. the levels-model figure).
     titles : mapping, optional
         Fit name -> a longer title for its section.
+    details : bool
+        Lean report: the main page keeps the verdicts, the findings, the figures, the
+        disclosure note, the audit and the LOO comparison, and links to one detail page per
+        model (``details/<model>.html`` and ``.md``), whose LA-level tables are CSV downloads.
+        Default False: everything on one page.
 
     Returns
     -------
@@ -695,12 +714,23 @@ def write_report(
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     policy = DisclosurePolicy(synthetic=bool(synthetic), k=int(min_cell))
-    ctx = _Ctx(out_dir, fig_dir, bool(synthetic), policy, la_names, prob, group)
+    ctx = _Ctx(
+        out_dir,
+        fig_dir,
+        bool(synthetic),
+        policy,
+        la_names,
+        prob,
+        group,
+        not details,
+        "../" if details else "",
+    )
     glmer = dict(glmer or {})
     truth = dict(truth or {})
     statements = dict(statements or {})
 
     body = _Doc()
+    pages: dict[str, _Doc] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for name, f in fits.items():
@@ -708,7 +738,10 @@ def write_report(
             section = _fit_section(name, f, ctx, ref, truth.get(name), statements.get(name))
             if titles and name in titles:
                 section.blocks.insert(1, ("p", (titles[name], "note")))
-            body.extend(section)
+            if details:
+                pages[name] = section
+            else:
+                body.extend(section)
         comparison = _Doc()
         _comparison_section(comparison, comparisons)
 
@@ -733,6 +766,8 @@ def write_report(
     )
     doc.h(2, "Models in this report")
     doc.table(verdicts, "Convergence verdict of each fit (details first in each model's section).")
+    for name in pages:
+        doc.link(f"{name}: every table and figure of this model", f"details/{_slug(name)}.html")
     failed = [n for n, f in fits.items() if not f.converged]
     if failed:
         doc.p(f"NOT CONVERGED: {', '.join(failed)} - do not interpret those results.", "fail")
@@ -761,6 +796,20 @@ def write_report(
 
     html_path = out_dir / f"{basename}.html"
     md_path = out_dir / f"{basename}.md"
+    if pages:
+        (out_dir / "details").mkdir(exist_ok=True)
+    for name, section in pages.items():
+        page = _Doc()
+        page.h(1, f"{name}{' (SYNTHETIC DATA)' if synthetic else ''}")
+        if synthetic:
+            page.p(SYNTHETIC_BANNER, "synthetic")
+        page.link(f"Back to the report ({basename}.html)", f"../{basename}.html")
+        page.extend(section)
+        if synthetic:
+            page.p(SYNTHETIC_BANNER, "synthetic")
+        stem = out_dir / "details" / _slug(name)
+        write_text_atomic(stem.with_suffix(".html"), _render_html(page, f"{name}: {full_title}"))
+        write_text_atomic(stem.with_suffix(".md"), _render_md(page, out_dir / "details"))
     write_text_atomic(html_path, _render_html(doc, full_title))
     write_text_atomic(md_path, _render_md(doc, out_dir))
     return html_path, md_path

@@ -258,3 +258,52 @@ def test_missing_r_note_from_the_main_job_path_keeps_the_section_and_the_shrinka
     assert "could not be computed" not in page
     assert "Shrinkage" in page and (tmp_path / "figures").exists()
     assert any("shrinkage" in p.name for p in (tmp_path / "figures").iterdir())
+
+
+def _screenshot(html: Path, shot: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip(
+            "chromium not installed (bash .ci/setup installs Debian's chromium): browser check skipped"
+        )
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            html.resolve().as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 20000, f"chromium rendered nothing for {html}"
+
+
+def test_lean_report_links_detail_pages_and_keeps_la_tables_as_csv(data, tmp_path):
+    """details=True (the main job's layout): the main page keeps verdicts and findings and
+    links one page per model; LA-level tables are CSV downloads, not inline; both pages render
+    in a real browser."""
+    fits = {
+        "first model": fake_fit(data[0], "y ~ x + (1 | lad)"),
+        "second": fake_fit(data[0], "y ~ x + (1 | lad)"),
+    }
+    single, _ = write_report(fits, tmp_path / "one", synthetic=True)
+    html, md = write_report(fits, tmp_path / "lean", synthetic=True, details=True)
+    page = _text(html)
+    assert "Models in this report" in page and "Fixed effects (odds ratios)" not in page
+    assert 'href="details/first-model.html"' in page and 'href="details/second.html"' in page
+    detail = tmp_path / "lean" / "details" / "first-model.html"
+    dpage = _text(detail)
+    assert "Fixed effects (odds ratios)" in dpage and 'href="../report.html"' in dpage
+    csvs = re.findall(r'href="\.\./([^"]+\.csv)"', dpage)
+    assert csvs and all((tmp_path / "lean" / c).exists() for c in csvs)
+    assert "<details>" not in dpage  # LA tables are downloads, not inline tables
+    assert html.stat().st_size < single.stat().st_size / 3
+    dmd = (tmp_path / "lean" / "details" / "first-model.md").read_text()
+    for link in re.findall(r"\]\((\.\./figures/[^)]+\.png)\)", dmd):
+        assert (detail.parent / link).resolve().exists()
+    _screenshot(html, tmp_path / "lean.png")
+    _screenshot(detail, tmp_path / "detail.png")
