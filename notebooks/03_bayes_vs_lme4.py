@@ -210,13 +210,16 @@ if sbs.available:
 # posterior removes: near 1 for LAs with few respondents (we learn little from them and
 # fall back on the average), smaller for LAs with many and for LAs that really differ.
 # With the demonstration's handful of people per LA nearly everything is shrunk; with
-# 25,000 people the large LAs keep much more of their own value. (The no-pooling
-# estimate is not adjusted for the predictors, so for an LA whose raw rate is close to
-# the average the ratio can fall outside 0-1; read it for the LAs far from the average.)
+# 25,000 people the large LAs keep much more of their own value. All three are like for
+# like: the mean log-odds over the LA's own respondents, from models with the same
+# covariates (no pooling: a glm with the LA as a fixed factor), so they differ by pooling
+# alone; LAs whose outcomes are all 0 or all 1 have no finite no-pooling estimate (NaN,
+# `estimable` False). For an LA already close to the regression's prediction the ratio
+# is unstable; read it for the LAs far from it.
 
 # %%
 shr = compare.shrinkage_table(f, sbs.glmer if sbs.available else None, "lad", names=la_names)
-print("population (average LA) log-odds:", round(shr.attrs["population"], 3), "|", shr.attrs["scale"])
+print("mean fixed-part log-odds:", round(shr.attrs["population"], 3), "|", shr.attrs["scale"])
 show(
     shr.sort_values("n").iloc[np.r_[0:4, -4:0]],
     [
