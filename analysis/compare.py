@@ -340,7 +340,7 @@ class NoPooling:
 
 
 def no_pooling_estimates(
-    fit: Fit, group: str = "lad", *, max_iter: int = 100, tol: float = 1e-9
+    fit: Fit, group: str | None = None, *, max_iter: int = 100, tol: float = 1e-9
 ) -> NoPooling:
     """Maximum-likelihood logistic regression with the same covariates and the level as a fixed factor.
 
@@ -419,7 +419,7 @@ def _level_means(values: np.ndarray, idx: np.ndarray, n_levels: int) -> np.ndarr
 def shrinkage_table(
     fit: Fit,
     glmer_result: lme4.GlmerResult | None = None,
-    group: str = "lad",
+    group: str | None = None,
     *,
     names: Mapping[str, str] | None = None,
     prob: float = 0.95,

@@ -41,7 +41,17 @@ def fixed_draws(fit: Fit, post: xr.Dataset | None = None) -> dict[str, np.ndarra
 # --------------------------------------------------------------------------- structure helpers
 
 
-def blocks_for(fit: Fit, group: str, term: str | None = None) -> list[GroupBlock]:
+def blocks_for(fit: Fit, group: str | None, term: str | None = None) -> list[GroupBlock]:
+    """The group blocks of a grouping factor (by factor or block name), optionally those with
+    ``term``. ``group=None`` means the model's only grouping factor (an error names them when
+    there are several)."""
+    if group is None:
+        factors = list(dict.fromkeys(b.factor for b in fit.md.blocks))
+        if len(factors) != 1:
+            raise ValueError(
+                f"name the grouping factor: the model has {len(factors)} ({', '.join(factors) or 'none'})"
+            )
+        group = factors[0]
     blocks = [b for b in fit.md.blocks if group in (b.name, b.factor)]
     if term is not None:
         blocks = [b for b in blocks if term in b.terms]
@@ -52,7 +62,7 @@ def blocks_for(fit: Fit, group: str, term: str | None = None) -> list[GroupBlock
     return blocks
 
 
-def level_counts(fit: Fit, group: str = "lad") -> pd.Series:
+def level_counts(fit: Fit, group: str | None = None) -> pd.Series:
     """Respondents per level of a grouping factor in the rows used by the fit.
 
     For a binomial response (``cbind``), the number of trials is counted.
@@ -83,7 +93,7 @@ def nearly_constant_within(values: np.ndarray, idx: np.ndarray, tol: float = ARE
     return within <= tol * total
 
 
-def area_level_terms(fit: Fit, group: str = "lad") -> list[str]:
+def area_level_terms(fit: Fit, group: str | None = None) -> list[str]:
     """Fixed terms (columns of the design) constant, or nearly, within every level of ``group``.
 
     Nearly: within-level variance at most `AREA_LEVEL_TOLERANCE` of the total, as for the
@@ -97,7 +107,7 @@ def area_level_terms(fit: Fit, group: str = "lad") -> list[str]:
     return out
 
 
-def cross_level_interactions(fit: Fit, group: str = "lad") -> list[tuple[str, str, str]]:
+def cross_level_interactions(fit: Fit, group: str | None = None) -> list[tuple[str, str, str]]:
     """Two-way interactions of an area-level and an individual-level variable.
 
     Returns

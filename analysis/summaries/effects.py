@@ -87,7 +87,7 @@ def fixed_effects(
 
 def group_effects(
     fit: Fit,
-    group: str = "lad",
+    group: str | None = None,
     term: str = "Intercept",
     names: Mapping[str, str] | None = None,
     prob: float = 0.95,
@@ -155,7 +155,7 @@ def group_effects(
 
 def variance_partition(
     fit: Fit,
-    group: str = "lad",
+    group: str | None = None,
     area_predictors: Sequence[str] | None = None,
     prob: float = 0.95,
     *,
@@ -232,7 +232,7 @@ def variance_partition(
         main = (
             f" Main effect: at {', '.join(f'{p} = 0' for p in partners)} (interaction)." if partners else ""
         )
-        note = f"Per 1 unit of {term} (area_* are z-scores: per SD).{main}{at}"
+        note = f"Per 1 unit of {term}.{main}{at}"
         rows.append((f"{tag} lower", term, np.exp(b + spread * q_lo), note))
         rows.append((f"{tag} upper", term, np.exp(b + spread * q_hi), note))
     x = np.column_stack([r[2] for r in rows])
@@ -269,7 +269,7 @@ class VaryingSlopes:
 
 def varying_slopes(
     fit: Fit,
-    group: str = "lad",
+    group: str | None = None,
     prob: float = 0.95,
     names: Mapping[str, str] | None = None,
 ) -> VaryingSlopes:
