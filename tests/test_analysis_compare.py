@@ -221,3 +221,24 @@ def test_side_by_side_against_a_direct_glmer_run():
     assert abs(direct.fixed.loc["age50", "estimate"] - 0.5) < 3 * direct.fixed.loc["age50", "se"]
     shr = shrinkage_table(fit, sbs.glmer, "lad")
     assert shr.glmer.notna().all()
+
+
+@pytest.mark.needs_r
+def test_every_command_gets_the_same_glmer_for_a_proportion_formula(data):
+    """bambi's p(s, n) reaches glmer as cbind(s, n - s) on every path. The main job's path
+    once sent the formula unchanged (R: could not find function "p"), so `sameplace main`
+    and `sameplace compare` gave the same fit different glmer results."""
+    df = data[0].copy()
+    rng = np.random.default_rng(4)
+    df["n"] = rng.integers(1, 6, len(df))
+    df["s"] = rng.binomial(df["n"], 0.4)
+    f = fake_fit(df, "p(s, n) ~ x + (1 | lad)", sd={"Intercept": 0.3})
+    main_path = lme4.glmer_for(f)
+    assert isinstance(main_path, lme4.GlmerResult), main_path
+    via_compare = compare_with_lme4(f).glmer
+    direct = lme4.fit_glmer("cbind(s, n - s) ~ x + (1 | lad)", df)
+    for res in (main_path, via_compare):
+        assert res.nAGQ == direct.nAGQ  # one quadrature policy
+        assert res.fixed["estimate"].to_numpy() == pytest.approx(
+            direct.fixed["estimate"].to_numpy(), rel=1e-6
+        )
