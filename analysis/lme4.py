@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.formula import FormulaError, parse_formula
+from models.formula import FormulaError, parse_formula, split_top_level
 
 __all__ = [
     "EstimatesFileError",
@@ -185,21 +185,6 @@ def _run_r(args: list[str], timeout: float, what: str) -> subprocess.CompletedPr
 # --------------------------------------------------------------------------- term names
 
 
-def _split_top_level(term: str, sep: str = ":") -> list[str]:
-    """Split ``term`` at ``sep`` outside parentheses and brackets."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(term):
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(term[start:i])
-            start = i + 1
-    parts.append(term[start:])
-    return parts
-
-
 def normalise_term(term: str, factor_levels: dict[str, list[str]] | None = None) -> str:
     """Convert an lme4 (R) term name to the name Python ``formulae`` gives.
 
@@ -221,7 +206,7 @@ def normalise_term(term: str, factor_levels: dict[str, list[str]] | None = None)
         return "Intercept"
     factor_levels = factor_levels or {}
     out = []
-    for part in _split_top_level(term):
+    for part in split_top_level(term):
         best = None
         for name, levels in factor_levels.items():
             if part.startswith(name) and part[len(name) :] in levels:

@@ -222,26 +222,7 @@ def test_end_to_end_report_of_a_real_fit(real_fit, tmp_path):
     assert len(imgs) == 2 * 6  # forest, caterpillar, slopes, conditional, shrinkage, calibration per model
     for link in re.findall(r"\]\((figures/[^)]+\.png)\)", _text(md)):
         assert (tmp_path / link).exists()
-    chromium = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    )
-    if chromium is None:
-        pytest.skip("chromium not installed: HTML render check skipped")
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1280,2000",
-            f"--screenshot={shot}",
-            html.resolve().as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-    )
-    assert shot.exists() and shot.stat().st_size > 20000
+    _screenshot(html, tmp_path / "shot.png")
 
 
 def test_missing_r_note_from_the_main_job_path_keeps_the_section_and_the_shrinkage_plot(

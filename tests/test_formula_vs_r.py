@@ -301,18 +301,7 @@ def r_cache(frames: dict[str, pd.DataFrame]) -> _DesignCache:
 
 
 def _split_top(name: str, sep: str = ":") -> list[str]:
-    """Split at ``sep`` outside parentheses and brackets."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(name):
-        if ch in "([":
-            depth += 1
-        elif ch in ")]":
-            depth -= 1
-        elif ch == sep and depth == 0:
-            parts.append(name[start:i])
-            start = i + 1
-    parts.append(name[start:])
-    return [p.strip() for p in parts]
+    return [p.strip() for p in mf.split_top_level(name, sep)]
 
 
 def _key(name: str) -> frozenset[str]:

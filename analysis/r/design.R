@@ -35,16 +35,9 @@ if (length(args) != 1L) {
 workdir <- args[[1L]]
 out_path <- file.path(workdir, "result.json")
 
-write_result <- function(x) {
-  writeLines(
-    toJSON(x, auto_unbox = TRUE, digits = NA, na = "null", null = "null"),
-    out_path,
-    useBytes = TRUE
-  )
-}
 
 script_dir <- dirname(normalizePath(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1L])))
-source(file.path(script_dir, "read_input.R"))
+source(file.path(script_dir, "shared.R"))  # read_input(), write_result()
 
 # Checks that would stop glFormula on designs that are legal but odd (few levels,
 # rank-deficient X, one level); only the design is wanted here, not a fit.

@@ -21,16 +21,9 @@ if (length(args) != 1L) stop("usage: Rscript fit_glmer.R <workdir>")
 workdir <- args[[1L]]
 out_path <- file.path(workdir, "result.json")
 
-write_result <- function(x) {
-  writeLines(
-    toJSON(x, auto_unbox = TRUE, digits = NA, na = "null", null = "null"),
-    out_path,
-    useBytes = TRUE
-  )
-}
 
 script_dir <- dirname(normalizePath(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1L])))
-source(file.path(script_dir, "read_input.R"))
+source(file.path(script_dir, "shared.R"))  # read_input(), write_result()
 
 # lme4 allows adaptive Gauss-Hermite quadrature only for one grouping factor with a
 # scalar random intercept; use nAGQ = 25 there and the Laplace approximation otherwise.

@@ -17,6 +17,7 @@ from models.formula.design import (
     design_for_new_data,
     r_label,
     split_level,
+    split_top_level,
 )
 from models.formula.errors import DataWarning
 from models.formula.syntax import FormulaError
@@ -39,5 +40,6 @@ __all__ = [
     "parse_formula",
     "r_label",
     "split_level",
+    "split_top_level",
     "supported_functions",
 ]

@@ -275,7 +275,7 @@ def r_label(label: str) -> str:
     if label == "Intercept":
         return "(Intercept)"
     out = []
-    for part in _split_label(label):
+    for part in split_top_level(label):
         atom, level = _split_level(part)
         try:
             from models.formula.atoms import make_atom
@@ -288,27 +288,26 @@ def r_label(label: str) -> str:
     return ":".join(out)
 
 
-def _split_label(label: str) -> list[str]:
-    """Split an interaction label at top-level ':' (not inside brackets or parentheses)."""
-    parts, depth, cur = [], 0, []
-    for ch in label:
+def split_top_level(text: str, sep: str = ":") -> list[str]:
+    """Split ``text`` at ``sep`` outside parentheses and brackets (an interaction label
+    ``poly(x, 2)[1]:f[a:b]`` into its parts; R's names too)."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
         if ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
-        if ch == ":" and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
     return parts
 
 
 def split_level(label: str) -> str:
     """The term of a design-column label: ``education[degree]`` -> ``education``,
     ``urban[Y]:age`` -> ``urban:age``, ``poly(age, 2)[1]`` -> ``poly(age, 2)``."""
-    return ":".join(_split_level(p)[0] for p in _split_label(label))
+    return ":".join(_split_level(p)[0] for p in split_top_level(label))
 
 
 def _split_level(part: str) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 # Shared by the R scripts of analysis/lme4.py: read data.csv with the column types of
-# coltypes.json (factors with the level order Python sent, logicals, integers, numerics).
+# coltypes.json (factors with the level order Python sent, logicals, integers, numerics),
+# and write result.json (the caller sets out_path).
 read_input <- function(workdir) {
   types <- fromJSON(file.path(workdir, "coltypes.json"), simplifyVector = FALSE)
   col_names <- vapply(types, function(t) t$name, character(1))
@@ -27,4 +28,12 @@ read_input <- function(workdir) {
     }
   }
   d
+}
+
+write_result <- function(x) {
+  writeLines(
+    toJSON(x, auto_unbox = TRUE, digits = NA, na = "null", null = "null"),
+    out_path,
+    useBytes = TRUE
+  )
 }
