@@ -319,6 +319,19 @@ def _unit(group: str) -> str:
     return "LA" if group == "lad" else group
 
 
+def _centring_words(centered: Any) -> str:
+    """How the group effects were parameterised: all one way, or factor by factor."""
+    if isinstance(centered, Mapping):
+        if centered and all(centered.values()):
+            return "centred group effects"
+        if not any(centered.values()):
+            return "non-centred group effects"
+        return "group effects " + ", ".join(
+            f"{k} {'centred' if v else 'non-centred'}" for k, v in centered.items()
+        )
+    return f"{'centred' if centered else 'non-centred'} group effects"
+
+
 def _overview(doc: _Doc, fit: Fit, ctx: _Ctx) -> None:
     md = fit.md
     doc.p(f"Outcome: {md.response} ({md.family}); formula:")
@@ -327,7 +340,7 @@ def _overview(doc: _Doc, fit: Fit, ctx: _Ctx) -> None:
     doc.p(
         f"Sampler {s.get('sampler')}: {s.get('chains')} chains x {s.get('draws')} draws after "
         f"{s.get('tune')} tuning steps, seed {s.get('seed')}, target acceptance {s.get('target_accept')}, "
-        f"{'centred' if s.get('centered') else 'non-centred'} group effects.",
+        f"{_centring_words(s.get('centered'))}.",
         "note",
     )
     doc.h(3, "Rows used")
