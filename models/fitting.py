@@ -4,6 +4,10 @@
 >>> f = fit("y ~ x + (1 + x | g)", df, seed=1)          # doctest: +SKIP
 >>> print(f)                                           # verdict first, then the table
 >>> f.save("fit.nc"); f2 = load_fit("fit.nc")           # same summaries
+
+A fit that fails the convergence gate is tried again (`models.escalation`: more draws,
+higher ``target_accept``, the other parameterisation of a block) within a budget; every
+attempt is kept in ``f.attempts``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,22 @@ import scipy.linalg.cython_blas  # noqa: F401  (load numba's BLAS so its threads
 import xarray as xr
 from threadpoolctl import threadpool_limits
 
-from models.convergence import Convergence, check_convergence
+from models.convergence import DEFAULT_THRESHOLDS, Convergence, check_convergence
+from models.escalation import (
+    Budget,
+    BudgetError,
+    attempt_seed,
+    choose_centring,
+    describe_attempt,
+    first_draws,
+    fit_to_budget,
+    funnel_blocks,
+    information_ratio,
+    nested_factors,
+    next_attempt,
+)
 from models.formula import DataWarning, ModelData, build_model_data
-from models.logistic import hierarchical_logistic
+from models.logistic import Centring, centring_by_block, hierarchical_logistic
 from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
 
 # The samplers run compiled (numba) code with its own BLAS; PyTensor's C backend only
@@ -75,9 +92,17 @@ class Fit:
     convergence : Convergence
         The gate's verdict.
     settings : dict
-        Sampler, chains, draws, tune, seed, target_accept, centred.
+        Sampler, chains, draws, tune, seed, target_accept, centred (``{block: bool}``) of
+        the attempt whose draws these are (the last), the ESS asked for, the budget.
     accept_failed : bool
         Set True to summarise a failed fit without the warning headline.
+    attrs : dict
+        The user's own attributes, saved with the fit.
+    attempts : list of dict
+        Every sampling run of the fit, in order: ``attempt`` (1-based), ``reason`` (why it
+        was made; empty for the first), ``chains``, ``draws``, ``tune``,
+        ``target_accept``, ``centered``, ``seed``, ``seconds`` (compilation included),
+        ``passed`` and ``verdict`` (the gate's headline). The posterior is the last one's.
     """
 
     idata: xr.DataTree
@@ -87,6 +112,7 @@ class Fit:
     settings: dict
     accept_failed: bool = False
     attrs: dict = field(default_factory=dict)
+    attempts: list[dict] = field(default_factory=list)
 
     # ----------------------------------------------------------------- summaries
     @property
@@ -144,8 +170,19 @@ class Fit:
             f"{self.headline}\n"
             f"formula: {self.md.formula}  ({self.md.family}, {self.md.n_obs} rows used of "
             f"{self.md.n_input}; dropped {drops})\n"
+            f"{self.attempts_text()}"
             f"intervals: {table.attrs['interval']}\n{table.to_string()}"
         )
+
+    def attempts_text(self) -> str:
+        """The sampling attempts, one line each (empty for a fit saved without them)."""
+        if not self.attempts:
+            return ""
+        lines = [f"  {describe_attempt(a)}" for a in self.attempts]
+        stopped = self.settings.get("escalation_stopped")
+        if stopped and not self.converged:
+            lines.append(f"  stopped: {stopped}")
+        return f"attempts ({len(self.attempts)}):\n" + "\n".join(lines) + "\n"
 
     # ----------------------------------------------------------------- predictions
     def posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
@@ -202,6 +239,7 @@ class Fit:
             "drops": json.dumps({"n_input": self.md.n_input, **self.md.drops}),
             "categorical_levels": json.dumps(self.md.categorical_levels),
             "accept_failed": str(bool(self.accept_failed)),
+            "attempts": json.dumps(self.attempts),
             **{k: str(v) for k, v in self.attrs.items()},
         }
 
@@ -219,6 +257,7 @@ _STANDARD_ATTRS = {
     "drops",
     "categorical_levels",
     "accept_failed",
+    "attempts",
     "posterior_sha256",
 }
 
@@ -268,6 +307,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
         settings=json.loads(attrs["settings"]),
         accept_failed=attrs.get("accept_failed") == "True",
         attrs={k: str(v) for k, v in attrs.items() if k not in _STANDARD_ATTRS},
+        attempts=json.loads(attrs.get("attempts", "[]")),  # none in fits saved before escalation
     )
 
 
@@ -338,10 +378,10 @@ def fit(
     data: pd.DataFrame | ModelData,
     *,
     priors: dict[str, str | Prior] | None = None,
-    centered: bool = False,
+    centered: Centring | None = None,
     sampler: str = "nutpie",
     chains: int = 4,
-    draws: int = 1000,
+    draws: int | None = None,
     tune: int = 1000,
     seed: int | None = None,
     target_accept: float = 0.8,
@@ -350,6 +390,9 @@ def fit(
     thresholds: dict | None = None,
     accept_failed: bool = False,
     adaptation: str = "diag",
+    escalate: bool = True,
+    ess: float | None = None,
+    budget: dict | Budget | None = None,
 ) -> Fit:
     """Fit a hierarchical logistic model given by an lme4-style formula.
 
@@ -363,16 +406,27 @@ def fit(
         `build_model_data(formula, frame)` already made of it (not built again).
     priors : dict, optional
         Overrides by parameter name (see `models.priors`).
-    centered : bool
-        Centred parameterisation of group effects (default: non-centred).
+    centered : None, bool or dict
+        Parameterisation of the group effects. None (default): chosen per block from the
+        data (`models.escalation.choose_centring`: centred where the data pin each level's
+        effect, non-centred where the prior dominates); True / False: every block;
+        ``{block name: bool}``: per block (blocks not named are non-centred). Escalation
+        may switch a block that shows a funnel (recorded in ``attempts``).
     sampler : {"nutpie", "pymc", "numpyro"}
         NUTS implementation (default nutpie).
-    chains, draws, tune : int
-        Number of chains, retained draws per chain, and tuning steps per chain.
+    chains, tune : int
+        Number of chains, and tuning steps per chain.
+    draws : int, optional
+        Retained draws per chain of the first attempt. None (default): set by the ESS
+        asked for (``5 * ess / chains``, 500 for the default 400 and 4 chains), then
+        as many more as the observed ESS per draw says are needed; 1000 when
+        ``escalate=False``. A number is used as given (changed only by escalation).
     seed : int, optional
         Random seed; drawn and recorded when not given, so every fit can be repeated.
+        Attempt k (k > 0) uses a seed derived from it (`models.escalation.attempt_seed`).
     target_accept : float
-        NUTS target acceptance rate.
+        NUTS target acceptance rate of the first attempt (escalation raises it to 0.9,
+        0.95, 0.99 on divergences).
     cores : int, optional
         Chains run in parallel (default: all cores, at most ``chains``).
     progressbar : bool
@@ -388,15 +442,33 @@ def fit(
         state) it gave 10x the bulk ESS of the intercept for 15% more time, but on 25,000
         people in 380 LAs (400 parameters) it cost about twice as much per step for no
         gain in ESS (benchmarks/results.md), hence not the default.
+    escalate : bool
+        When the gate fails, try again (`models.escalation.next_attempt`) while the
+        budget allows (default True). False: one attempt, as given.
+    ess : float, optional
+        Bulk and tail ESS asked for on every parameter; it is also the gate's ESS
+        threshold (default: the gate's own, 400).
+    budget : dict, optional
+        Cap on all attempts together: ``{"draws": total iterations, tuning included, over
+        chains and attempts, "seconds": wall time}``; default ``{"draws": 60000,
+        "seconds": None}``. The first attempt always runs.
+
     Returns
     -------
     Fit
+        The last attempt's posterior and verdict; every attempt in ``Fit.attempts``.
     """
-    _check_settings(sampler, chains, draws, tune, target_accept, seed, cores)
+    _check_settings(sampler, chains, 1000 if draws is None else draws, tune, target_accept, seed, cores)
     if adaptation not in ("low_rank", "diag", "draw_diag"):
         raise SamplerSettingsError(
             f"adaptation must be 'low_rank', 'diag' or 'draw_diag', got {adaptation!r}"
         )
+    if ess is not None and (isinstance(ess, bool) or not isinstance(ess, int | float) or not ess > 0):
+        raise SamplerSettingsError(f"ess must be a positive number, got {ess!r}")
+    try:
+        budget = Budget.parse(budget)
+    except BudgetError as exc:
+        raise SamplerSettingsError(str(exc)) from None
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     if isinstance(data, ModelData):
@@ -406,57 +478,169 @@ def fit(
     else:
         md = build_model_data(formula, data)
     resolved = resolve_priors(md, priors)
-    timing: dict = {}
-    with threadpool_limits(limits=1, user_api="blas"):
-        # Chains run in parallel on the cores; a multithreaded BLAS inside each chain's
-        # gradient oversubscribes them (measured 5x slower gradients on 2 cores).
-        if sampler == "nutpie":
-            idata, timing = _sample_nutpie(
-                md,
-                resolved,
-                centered,
-                draws,
-                tune,
-                chains,
-                cores,
-                seed,
-                target_accept,
-                adaptation,
-                progressbar,
+    info = information_ratio(md, resolved)
+    nested = nested_factors(md)
+    try:
+        centring = choose_centring(md, resolved) if centered is None else centring_by_block(md, centered)
+    except ValueError as exc:
+        raise SamplerSettingsError(str(exc)) from None
+    gate = dict(thresholds or {})
+    if ess is not None:
+        gate["ess_bulk_min"] = gate["ess_tail_min"] = float(ess)
+    full_gate = {**DEFAULT_THRESHOLDS, **gate}
+    ess_target = float(max(full_gate["ess_bulk_min"], full_gate["ess_tail_min"]))
+    if draws is None:
+        draws = first_draws(ess_target, chains) if escalate else 1000
+
+    current = {
+        "draws": int(draws),
+        "tune": int(tune),
+        "target_accept": float(target_accept),
+        "centered": centring,
+    }
+    attempts: list[dict] = []
+    flipped: set[str] = set()
+    reason, stopped = "", ""
+    spent_draws, spent_seconds = 0, 0.0
+    while True:
+        k = len(attempts)
+        t0 = time.perf_counter()
+        idata, timing = _sample(
+            md, resolved, current, sampler, chains, cores, attempt_seed(seed, k), adaptation, progressbar
+        )
+        seconds = time.perf_counter() - t0
+        conv = check_convergence(idata, gate)
+        iterations = chains * (current["tune"] + current["draws"])
+        spent_draws += iterations
+        spent_seconds += seconds
+        attempts.append(
+            {
+                "attempt": k + 1,
+                "reason": reason,
+                "chains": int(chains),
+                **current,
+                "seed": attempt_seed(seed, k),
+                "seconds": round(seconds, 2),
+                "passed": bool(conv.passed),
+                "verdict": conv.headline,
+            }
+        )
+        if conv.passed or not escalate:
+            break
+        if chains < 2:
+            stopped = "one chain: R-hat needs two or more, so no attempt can pass the gate"
+            break
+        proposed, reason = next_attempt(
+            conv,
+            current,
+            info=info,
+            funnel=funnel_blocks(idata, current["centered"]),
+            ess_target=ess_target,
+            flipped=flipped,
+            nested=nested,
+        )
+        if proposed is not None:
+            sampling = timing.get("sampling_seconds", timing.get("wall_seconds", seconds))
+            proposed, why = fit_to_budget(
+                proposed,
+                current,
+                chains=chains,
+                budget=budget,
+                spent_draws=spent_draws,
+                spent_seconds=spent_seconds,
+                seconds_per_draw=sampling / iterations,
             )
-        else:
-            idata, timing = _sample_pymc(
-                md,
-                resolved,
-                centered,
-                sampler,
-                draws,
-                tune,
-                chains,
-                cores,
-                seed,
-                target_accept,
-                progressbar,
-            )
+            reason = reason if proposed is not None else why
+        if proposed is None:
+            stopped = reason
+            break
+        flipped |= {b for b, c in proposed["centered"].items() if c != current["centered"][b]}
+        current = proposed
     settings = {
         "sampler": sampler,
         "chains": chains,
-        "draws": draws,
-        "tune": tune,
+        **current,
         "seed": seed,
-        "target_accept": target_accept,
-        "centered": centered,
         "adaptation": adaptation if sampler == "nutpie" else "pymc default",
+        "escalate": bool(escalate),
+        "ess_target": ess_target,
+        "budget": budget.to_dict(),
+        "information_ratio": {b: round(v, 2) for b, v in info.items()},
+        "escalation_stopped": stopped,
+        "total_seconds": round(spent_seconds, 2),
+        "total_draws": spent_draws,
         **timing,
     }
     return Fit(
         idata=idata,
         md=md,
         priors=resolved,
-        convergence=check_convergence(idata, thresholds),
+        convergence=conv,
         settings=settings,
         accept_failed=accept_failed,
+        attempts=attempts,
     )
+
+
+def _sample(
+    md: ModelData,
+    priors: dict[str, Prior],
+    current: dict,
+    sampler: str,
+    chains: int,
+    cores: int | None,
+    seed: int,
+    adaptation: str,
+    progressbar: bool,
+) -> tuple[xr.DataTree, dict]:
+    """One sampling run with an attempt's settings.
+
+    Parameters
+    ----------
+    md, priors
+        The model data and resolved priors.
+    current : dict
+        The attempt's ``draws``, ``tune``, ``target_accept`` and ``centered`` (by block).
+    sampler, chains, cores, seed, adaptation, progressbar
+        As in `fit` (``seed`` is the attempt's).
+
+    Returns
+    -------
+    idata : xarray.DataTree
+        The draws and sampler statistics.
+    timing : dict
+        Compilation and sampling times (nutpie), or the wall time (PyMC samplers).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        # Chains run in parallel on the cores; a multithreaded BLAS inside each chain's
+        # gradient oversubscribes them (measured 5x slower gradients on 2 cores).
+        if sampler == "nutpie":
+            return _sample_nutpie(
+                md,
+                priors,
+                current["centered"],
+                current["draws"],
+                current["tune"],
+                chains,
+                cores,
+                seed,
+                current["target_accept"],
+                adaptation,
+                progressbar,
+            )
+        return _sample_pymc(
+            md,
+            priors,
+            current["centered"],
+            sampler,
+            current["draws"],
+            current["tune"],
+            chains,
+            cores,
+            seed,
+            current["target_accept"],
+            progressbar,
+        )
 
 
 def _sample_nutpie(

@@ -1,10 +1,10 @@
 """The sampling kernel: the logistic multilevel log-likelihood and its gradient in one pass.
 
-For rows i with fixed design x_i (row i of ``XT``'s columns), effects read from a flat
-vector ``R`` at positions ``P[i, j]`` with weights ``W[i, j]``, and outcome ``y_i`` out
-of ``n_i`` trials:
+For rows i with fixed design x_i (row i of ``XT``'s and ``XS``'s columns, centred at
+``xm``), effects read from a flat vector ``R`` at positions ``P[i, j]`` with weights
+``W[i, j]``, and outcome ``y_i`` out of ``n_i`` trials:
 
-    eta_i = c + x_i . b + sum_j W[i, j] R[P[i, j]]
+    eta_i = c + (x_i - xm) . b + sum_j W[i, j] R[P[i, j]]
     logp  = sum_i  y_i eta_i - n_i softplus(eta_i)
 
 and the gradient of ``logp`` with respect to ``b``, ``c`` and ``R`` (``g_i = y_i - n_i
@@ -109,27 +109,36 @@ def log1p_unit(e: np.ndarray, out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_REDUCE)
-def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
+def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     """Log-likelihood of the logistic multilevel model and its gradient, one pass.
+
+    The fixed design is stored uncentred, in two parts: the columns whose values are exact
+    in float32 (dummies, ages, counts) as float32, the rest as float64; the centring is
+    applied through ``xm``: ``eta_i = c + sum_k (x_ik - xm_k) b_k + ...`` is computed as
+    ``(c - xm . b) + x_i . b`` and the gradient as ``sum_i g_i x_ik - xm_k sum_i g_i``.
 
     Parameters
     ----------
-    XT : float64[k, m]
-        Fixed design, transposed (each predictor's column contiguous).
-    b : float64[k]
-        Fixed slopes.
+    XT : float64[k64, m]
+        Fixed design columns kept in float64, transposed (each column contiguous).
+    XS : float32[k32, m]
+        Fixed design columns exact in float32, transposed.
+    b : float64[k64 + k32]
+        Fixed slopes: those of ``XT``'s columns, then those of ``XS``'s.
     c : float
         Intercept (0 for a model without one).
+    xm : float64[k64 + k32]
+        Centring of each column (0: not centred).
     R : float64[q]
         Every group-level effect, flat.
-    PT : int64[J, m]
+    PT : int32 or int64[J, m]
         Positions in ``R`` read by each row (row j of ``PT``: the j-th effect of every row).
-    WT : float64[J, m]
+    WT : float32 or float64[J, m]
         Their weights (not read when ``unit_w``: every weight is 1).
-    y, n : float64[m]
+    y, n : float32 or float64[m]
         Successes and trials (``n`` not read unless ``binomial``).
     binomial, unit_w : bool
-    gb, gR : float64[k], float64[q]
+    gb, gR : float64[k64 + k32], float64[q]
         Filled with the gradient with respect to ``b`` and ``R``.
 
     Returns
@@ -137,8 +146,17 @@ def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     (logp, d logp / d c, outside)
         ``outside`` is True when some ``y`` lies outside ``[0, n]`` (the caller returns
         ``-inf``).
+
+    Notes
+    -----
+    float32 storage of exactly representable values changes nothing numerically: each
+    value is converted to float64 before it is multiplied. It halves the bytes a gradient
+    streams from memory for those columns (the cost of large cohorts is memory-bound), as
+    int32 positions do.
     """
-    k_dim, m = XT.shape
+    k64 = XT.shape[0]
+    k32 = XS.shape[0]
+    m = y.shape[0]
     J = PT.shape[0]
     gb[:] = 0.0
     gR[:] = 0.0
@@ -148,6 +166,9 @@ def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     sp = np.empty(BLOCK)
     g = np.empty(BLOCK)
     bits = np.empty(BLOCK, dtype=np.int64)
+    c_eff = c
+    for k in range(k64 + k32):
+        c_eff -= xm[k] * b[k]
     logp = 0.0
     gc = 0.0
     outside = False
@@ -157,12 +178,17 @@ def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
         yb = y[s : s + w]
         nb = n[s : s + w] if binomial else yb
         for i in range(w):
-            eta[i] = c
-        for k in range(k_dim):
+            eta[i] = c_eff
+        for k in range(k64):
             bk = b[k]
             xk = XT[k, s : s + w]
             for i in range(w):
                 eta[i] += xk[i] * bk
+        for k in range(k32):
+            bk = b[k64 + k]
+            xs = XS[k, s : s + w]
+            for i in range(w):
+                eta[i] += np.float64(xs[i]) * bk
         for j in range(J):
             pj = PT[j, s : s + w]
             if unit_w:
@@ -171,7 +197,7 @@ def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
             else:
                 wj = WT[j, s : s + w]
                 for i in range(w):
-                    eta[i] += wj[i] * R[pj[i]]
+                    eta[i] += np.float64(wj[i]) * R[pj[i]]
         for i in range(w):
             a[i] = abs(eta[i])
         exp_neg(a[:w], e[:w], bits[:w])
@@ -179,20 +205,26 @@ def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
         for i in range(w):
             x = eta[i]
             ei = e[i]
-            yi = yb[i]
-            ni = nb[i] if binomial else 1.0
+            yi = np.float64(yb[i])
+            ni = np.float64(nb[i]) if binomial else 1.0
             logp += yi * x - ni * (max(x, 0.0) + sp[i])
             p = 1.0 / (1.0 + ei)  # p(|x|); p(-|x|) = e p(|x|)
             gi = yi - ni * (p if x >= 0.0 else ei * p)
             g[i] = gi
             gc += gi
             outside |= (yi < 0.0) | (yi > ni)
-        for k in range(k_dim):
+        for k in range(k64):
             acc = 0.0
             xk = XT[k, s : s + w]
             for i in range(w):
                 acc += g[i] * xk[i]
             gb[k] += acc
+        for k in range(k32):
+            acc = 0.0
+            xs = XS[k, s : s + w]
+            for i in range(w):
+                acc += g[i] * np.float64(xs[i])
+            gb[k64 + k] += acc
         for j in range(J):
             pj = PT[j, s : s + w]
             if unit_w:
@@ -201,5 +233,7 @@ def glmm_logit(XT, b, c, R, PT, WT, y, n, binomial, unit_w, gb, gR):
             else:
                 wj = WT[j, s : s + w]
                 for i in range(w):
-                    gR[pj[i]] += g[i] * wj[i]
+                    gR[pj[i]] += g[i] * np.float64(wj[i])
+    for k in range(k64 + k32):
+        gb[k] -= xm[k] * gc
     return logp, gc, outside

@@ -10,7 +10,9 @@ j = g[i] and slope design z_gi:
     C_g    ~ LKJ(eta)                                 when the block has several terms
 
 Non-centred by default: r_g[j] = L_g z_g[j], z ~ Normal(0, 1), L_g the Cholesky factor
-of the covariance. ``centered=True`` samples r_g directly. While sampling, fixed predictors
+of the covariance. ``centered=True`` samples r_g directly; a dict ``{block name: bool}``
+chooses per block (`centring_by_block`; `models.fitting.fit` picks it from the data by
+default, `models.escalation.choose_centring`). While sampling, fixed predictors
 are centred at their means (``Intercept_c`` is the log-odds at average predictors) and the
 intercept on the original scale is recovered as a deterministic, as brms does.
 
@@ -43,10 +45,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from scipy.special import gammaln
 
@@ -76,11 +81,53 @@ def _centred_design(md: ModelData) -> tuple[np.ndarray, np.ndarray]:
     return X - x_mean, x_mean
 
 
+Centring = bool | Mapping[str, bool]
+"""``True``/``False`` for every block, or a choice per block name (missing blocks: non-centred)."""
+
+
+def centring_by_block(md: ModelData, centered: Centring) -> dict[str, bool]:
+    """The parameterisation of every group block, by block name.
+
+    Parameters
+    ----------
+    md : ModelData
+        The model data (its ``blocks``).
+    centered : bool or mapping
+        One choice for all blocks, or ``{block name: bool}`` (blocks not named are
+        non-centred).
+
+    Returns
+    -------
+    dict
+        ``{block name: True if centred}`` in block order.
+
+    Raises
+    ------
+    ValueError
+        A mapping that names a block the model does not have, or a value that is not a bool.
+    """
+    names = [b.name for b in md.blocks]
+    if isinstance(centered, Mapping):
+        unknown = [k for k in centered if k not in names]
+        if unknown:
+            raise ValueError(
+                f"centered names no group block {', '.join(map(repr, unknown))}; "
+                f"the blocks are {', '.join(names) or 'none'}"
+            )
+        bad = [k for k, v in centered.items() if not isinstance(v, bool | np.bool_)]
+        if bad:
+            raise ValueError(f"centered[{bad[0]!r}] must be True or False, got {centered[bad[0]]!r}")
+        return {n: bool(centered.get(n, False)) for n in names}
+    if not isinstance(centered, bool | np.bool_):
+        raise ValueError(f"centered must be True, False or a dict of block name -> bool, got {centered!r}")
+    return dict.fromkeys(names, bool(centered))
+
+
 def hierarchical_logistic(
     md: ModelData,
     priors: dict[str, Prior],
     *,
-    centered: bool = False,
+    centered: Centring = False,
     fast_likelihood: bool = False,
 ) -> pm.Model:
     """Build the PyMC model for a `ModelData` and resolved priors.
@@ -91,8 +138,9 @@ def hierarchical_logistic(
         From `models.formula.build_model_data`.
     priors : dict
         From `models.priors.resolve_priors`.
-    centered : bool
-        Centred parameterisation of the group effects (default non-centred).
+    centered : bool or dict
+        Centred parameterisation of the group effects: one choice for every block, or
+        ``{block name: bool}`` per block (`centring_by_block`; default non-centred).
     fast_likelihood : bool
         For sampling only: the likelihood as ``pm.Potential("y_loglik", ...)`` computed by
         `models.ops.glmm_loglik` instead of an observed ``y`` (same parameters and log
@@ -104,6 +152,7 @@ def hierarchical_logistic(
     """
     Xc, x_mean = _centred_design(md)
     has_slopes = Xc.shape[1] > 0
+    by_block = centring_by_block(md, centered)
     with pm.Model(coords=model_coords(md)) as model:
         b = _fixed_slopes(md, priors) if has_slopes else None
         intercept_c = priors["Intercept"].dist("Intercept_c") if md.has_intercept else None
@@ -113,7 +162,7 @@ def hierarchical_logistic(
                 pm.Deterministic("Intercept", intercept_c - pt.dot(x_bar, b))
             else:
                 pm.Deterministic("Intercept", intercept_c)
-        effects = [_group_effects(block, priors, centered=centered) for block in md.blocks]
+        effects = [_group_effects(block, priors, centered=by_block[block.name]) for block in md.blocks]
         if fast_likelihood:
             _sampling_likelihood(md, Xc, b, intercept_c, effects)
         else:
@@ -198,7 +247,7 @@ class SamplingLayout:
     Attributes
     ----------
     row_cols : tuple of int
-        Columns of the centred fixed design read per row.
+        Columns of the fixed design read per row.
     level_cols : tuple of int
         Columns constant within the levels of ``level_block`` (area-level predictors),
         read once per level.
@@ -211,6 +260,12 @@ class SamplingLayout:
         (row design, group levels, slope values) are pooled, as
         ``sum y eta - n softplus(eta)`` over identical rows equals their summed Bernoulli
         terms; None when pooling would not halve the rows (continuous predictors).
+    f32_cols : tuple of int
+        The ``row_cols`` whose (uncentred) values are exact in float32 (dummies, ages,
+        counts): stored as float32 (``XS_rows``), the others as float64 (``XT_rows``).
+    f32_weights, f32_outcome : bool
+        Slope weights (``W_effects``) and successes/trials (``y_lik``, ``n_lik``) exact
+        in float32, and so stored. Positions (``P_effects``) are int32.
     """
 
     row_cols: tuple[int, ...]
@@ -218,6 +273,9 @@ class SamplingLayout:
     level_block: int | None
     unit_w: bool
     cells: int | None = None
+    f32_cols: tuple[int, ...] = ()
+    f32_weights: bool = False
+    f32_outcome: bool = False
 
 
 #: Pool rows into binomial cells when that leaves at most this share of the rows.
@@ -230,16 +288,51 @@ def _constant_within(col: np.ndarray, idx: np.ndarray, n_levels: int) -> bool:
     return bool(np.array_equal(per_level[idx], col))
 
 
+def _exact_f32(a: np.ndarray) -> bool:
+    """Every value survives a round trip through float32 unchanged (finite ones only)."""
+    with np.errstate(over="ignore"):
+        return bool(np.array_equal(a.astype(np.float32).astype(np.float64), a))
+
+
+_LAST_FORM: list = []  # [(weakref to the ModelData, its arrays, its form)]: a fit asks 3 times
+
+
 def sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]]:
     """The sampling form's layout and the values of its `pm.Data`, computed once.
+
+    The last model data's form is remembered (`structure_key`, `data_values` and the model
+    all ask for it; on millions of rows finding the cells takes seconds). Arrays returned
+    are shared: do not modify them.
 
     A column is area-level when it is exactly constant within the levels of a grouping
     factor; the block whose factor makes the most columns constant carries them (the
     first such block on ties), the rest are read per row. Rows pool into binomial cells
     when the distinct combinations of what the likelihood reads number at most
     `POOL_BELOW` of the rows (categorical individual predictors).
+
+    Row columns are stored uncentred (``XT_rows`` float64, ``XS_rows`` float32 for the
+    columns exact in float32) with their means in ``x_mean_rows``: the kernel centres them
+    (`models.kernels.glmm_logit`). Centred, a dummy's values would not be exact in float32.
+    Positions are int32; weights, successes and trials float32 when exact. A large cohort's
+    gradient streams these arrays from memory, so halving their bytes is what keeps its cost
+    linear in the rows.
     """
-    Xc, _ = _centred_design(md)
+    arrays = (md.X, md.y, md.trials, *(b.idx for b in md.blocks), *(b.Z for b in md.blocks))
+    if _LAST_FORM and _LAST_FORM[0][0]() is md:
+        seen = _LAST_FORM[0][1]
+        if len(seen) == len(arrays) and all(a is b for a, b in zip(seen, arrays, strict=True)):
+            return _LAST_FORM[0][2]
+    form = _sampling_form(md)
+    try:
+        _LAST_FORM[:] = [(weakref.ref(md), arrays, form)]
+    except TypeError:  # not weakly referenceable
+        _LAST_FORM.clear()
+    return form
+
+
+def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]]:
+    Xc, x_mean = _centred_design(md)
+    X = md.X[:, [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]]
     best: tuple[int | None, tuple[int, ...]] = (None, ())
     for bi, block in enumerate(md.blocks):
         cols = tuple(j for j in range(Xc.shape[1]) if _constant_within(Xc[:, j], block.idx, block.n_levels))
@@ -247,25 +340,36 @@ def sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]]
             best = (bi, cols)
     level_block, level_cols = best
     row_cols = tuple(j for j in range(Xc.shape[1]) if j not in level_cols)
+    f32_cols = tuple(j for j in row_cols if _exact_f32(X[:, j]))
     unit_w = all(np.all(block.Z == 1.0) for block in md.blocks)
-    layout = SamplingLayout(row_cols, level_cols, level_block, unit_w)
-    out = _row_arrays(md, Xc, layout)
+    layout = SamplingLayout(row_cols, level_cols, level_block, unit_w, f32_cols=f32_cols)
+    out = _row_arrays(md, X, layout)
     values, inverse, n_cells = _cells(out)
     if n_cells <= POOL_BELOW * md.n_obs:
         layout = replace(layout, cells=n_cells)
-        k, J = out["XT_rows"].shape[0], out["P_effects"].shape[0]
+        k, k32, J = out["XT_rows"].shape[0], out["XS_rows"].shape[0], out["P_effects"].shape[0]
         out = {
             "XT_rows": np.ascontiguousarray(values[:, :k].T),
-            "P_effects": values[:, k : k + J].T.astype(np.int64),
-            "W_effects": values[:, k + J :].T,
+            "XS_rows": np.ascontiguousarray(values[:, k : k + k32].T.astype(np.float32)),
+            "P_effects": values[:, k + k32 : k + k32 + J].T.astype(np.int64),
+            "W_effects": values[:, k + k32 + J :].T,
             "y_lik": np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
             "n_lik": np.bincount(inverse, weights=out["n_lik"], minlength=n_cells),
         }
-    out["P_effects"] = np.ascontiguousarray(out["P_effects"])
+    if out["P_effects"].size and out["P_effects"].max() >= 2**31:
+        raise ValueError("more than 2**31 group effects")
+    out["P_effects"] = np.ascontiguousarray(out["P_effects"], dtype=np.int32)
     if unit_w:
         del out["W_effects"]
     else:
-        out["W_effects"] = np.ascontiguousarray(out["W_effects"])
+        layout = replace(layout, f32_weights=_exact_f32(out["W_effects"]))
+        dtype = np.float32 if layout.f32_weights else np.float64
+        out["W_effects"] = np.ascontiguousarray(out["W_effects"], dtype=dtype)
+    layout = replace(layout, f32_outcome=_exact_f32(out["y_lik"]) and _exact_f32(out["n_lik"]))
+    for name in ("y_lik", "n_lik"):
+        out[name] = out[name].astype(np.float32 if layout.f32_outcome else np.float64)
+    f64_cols = [j for j in row_cols if j not in f32_cols]
+    out["x_mean_rows"] = x_mean[f64_cols + list(f32_cols)]
     if level_cols:
         block = md.blocks[level_block]
         level_X = np.zeros((block.n_levels, len(level_cols)))
@@ -285,8 +389,9 @@ def sampling_layout(md: ModelData) -> SamplingLayout:
     return sampling_form(md)[0]
 
 
-def _row_arrays(md: ModelData, Xc: np.ndarray, layout: SamplingLayout) -> dict[str, np.ndarray]:
-    """Per-row data of the sampling form: transposed row design, positions, weights, y, n."""
+def _row_arrays(md: ModelData, X: np.ndarray, layout: SamplingLayout) -> dict[str, np.ndarray]:
+    """Per-row data of the sampling form: transposed uncentred row design (float64 and float32
+    parts), positions, weights, y, n."""
     positions, weights, offset = [], [], 0
     for block in md.blocks:
         k = len(block.terms)
@@ -298,8 +403,10 @@ def _row_arrays(md: ModelData, Xc: np.ndarray, layout: SamplingLayout) -> dict[s
         block = md.blocks[layout.level_block]
         positions.append(offset + block.idx.astype(np.int64))
         weights.append(np.ones(md.n_obs))
+    f64_cols = [j for j in layout.row_cols if j not in layout.f32_cols]
     return {
-        "XT_rows": np.ascontiguousarray(Xc[:, list(layout.row_cols)].T),
+        "XT_rows": np.ascontiguousarray(X[:, f64_cols].T, dtype=np.float64),
+        "XS_rows": np.ascontiguousarray(X[:, list(layout.f32_cols)].T, dtype=np.float32),
         "P_effects": np.array(positions, dtype=np.int64).reshape(-1, md.n_obs),
         "W_effects": np.array(weights, dtype=np.float64).reshape(-1, md.n_obs),
         "y_lik": np.asarray(md.y, dtype=np.float64),
@@ -309,30 +416,41 @@ def _row_arrays(md: ModelData, Xc: np.ndarray, layout: SamplingLayout) -> dict[s
 
 def _cells(rows: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
     """Distinct rows of (design, positions, weights): their values, each row's cell, count."""
-    key = np.concatenate([rows["XT_rows"], rows["P_effects"].astype(np.float64), rows["W_effects"]]).T
+    parts = [rows["XT_rows"], rows["XS_rows"].astype(np.float64), rows["P_effects"].astype(np.float64)]
+    key = np.concatenate([*parts, rows["W_effects"]]).T
     if key.shape[1] == 0:  # nothing varies: one cell
         return key[:1], np.zeros(key.shape[0], dtype=np.int64), min(1, key.shape[0])
     values, inverse = np.unique(key, axis=0, return_inverse=True)
     return values, inverse.ravel(), values.shape[0]
 
 
-def _selection(cols: tuple[int, ...], k: int) -> np.ndarray:
+def _selection(cols: tuple[int, ...] | list[int], k: int) -> np.ndarray:
     """The 0/1 matrix S with ``S @ b == b[cols]``."""
     S = np.zeros((len(cols), k))
-    S[np.arange(len(cols)), cols] = 1.0
+    S[np.arange(len(cols)), list(cols)] = 1.0
     return S
+
+
+def _data(name: str, value: np.ndarray):
+    """`pm.Data`, keeping float32 storage (``pm.Data`` would make it float64)."""
+    if value.dtype != np.float32:
+        return pm.Data(name, value)
+    x = pytensor.shared(value, name)
+    pm.modelcontext(None).register_data_var(x)
+    return x
 
 
 def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) -> None:
     """``pm.Potential("y_loglik")``: the likelihood by `models.ops.glmm_loglik`."""
     layout, arrays = sampling_form(md)
-    data = {name: pm.Data(name, value) for name, value in arrays.items()}
+    data = {name: _data(name, value) for name, value in arrays.items()}
+    order = [j for j in layout.row_cols if j not in layout.f32_cols] + list(layout.f32_cols)
     if b is None:
         b_rows = pt.zeros(0)
-    elif len(layout.row_cols) == Xc.shape[1]:
+    elif order == list(range(Xc.shape[1])):
         b_rows = b
     else:  # a 0/1 selection (exact; compiles far faster than advanced indexing and its gradient)
-        b_rows = pt.dot(_selection(layout.row_cols, Xc.shape[1]), b)
+        b_rows = pt.dot(_selection(order, Xc.shape[1]), b)
     flat = [r.flatten() for r in effects]
     if layout.level_cols:
         b_level = pt.dot(_selection(layout.level_cols, Xc.shape[1]), b)
@@ -351,6 +469,8 @@ def _sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects)
         data["loglik_const"],
         family="binomial" if pooled or md.family == "binomial" else "bernoulli",
         unit_w=layout.unit_w,
+        XS=data["XS_rows"],
+        xm=data["x_mean_rows"],
     )
     pm.Potential("y_loglik", loglik)
 
@@ -389,22 +509,23 @@ def structure_key(
     md: ModelData,
     priors: dict[str, Prior],
     *,
-    centered: bool,
+    centered: Centring,
     fast_likelihood: bool = False,
 ) -> str:
     """A key equal for two models that differ only in their data values.
 
     Two fits with the same key can share one compiled model: same family, terms, number
-    of rows and group levels, slope-design pattern, parameterisation and priors (the
-    fixed-slope normal priors are data and may differ), the same likelihood form and, for
-    the sampling form, the same `sampling_layout` (which columns are area-level).
+    of rows and group levels, slope-design pattern, parameterisation of every block
+    (`centring_by_block`: centred or not, per block) and priors (the fixed-slope normal
+    priors are data and may differ), the same likelihood form and, for the sampling
+    form, the same `sampling_layout` (which columns are area-level).
     """
     fixed_normal = all(p.family == "normal" for k, p in priors.items() if k.startswith("b["))
     spec = {
         "family": md.family,
         "fixed": md.fixed_terms,
         "n": md.n_obs,
-        "centered": centered,
+        "centered": centring_by_block(md, centered),
         "fast_likelihood": bool(fast_likelihood),
         "layout": repr(sampling_layout(md)) if fast_likelihood else None,
         "blocks": [

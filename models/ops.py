@@ -1,15 +1,18 @@
 """The sampling form's likelihood as a PyTensor Op: `glmm_loglik`.
 
-``glmm_loglik(XT, b, c, R, PT, WT, y, n, const, family=..., unit_w=...)`` is the summed
-Bernoulli/binomial log-likelihood of
+``glmm_loglik(XT, b, c, R, PT, WT, y, n, const, family=..., unit_w=..., XS=..., xm=...)``
+is the summed Bernoulli/binomial log-likelihood of
 
-    eta_i = c + x_i . b + sum_j WT[j, i] R[PT[j, i]]
+    eta_i = c + (x_i - xm) . b + sum_j WT[j, i] R[PT[j, i]]
 
-(``XT`` the fixed design transposed, ``R`` every group-level effect in one flat vector,
-``PT``/``WT`` the positions and weights each row reads), plus the constant ``const`` (the
-binomial coefficients). Its value and its gradient with respect to ``b``, ``c`` and ``R``
-come from one call of `models.kernels.glmm_logit`: the gradient reuses the Op's other
-outputs, so a log-density-and-gradient evaluation reads the design once.
+(``x_i`` the fixed design's row: ``XT``'s float64 columns then ``XS``'s float32 ones, both
+transposed; ``xm`` their centring, 0 by default; ``R`` every group-level effect in one
+flat vector, ``PT``/``WT`` the positions and weights each row reads), plus the constant
+``const`` (the binomial coefficients). Data keep their storage type: float32 or float64
+for ``WT``, ``y``, ``n``; int32 or int64 positions; nothing is converted per call. Its
+value and its gradient with respect to ``b``, ``c`` and ``R`` come from one call of
+`models.kernels.glmm_logit`: the gradient reuses the Op's other outputs, so a
+log-density-and-gradient evaluation reads the design once.
 
 The Op has a numpy ``perform`` (PyTensor's Python/C backends) and a numba implementation
 registered with PyTensor's numba dispatch, which nutpie compiles. ``unit_w=True`` means
@@ -30,7 +33,10 @@ from models.kernels import glmm_logit
 
 __all__ = ["GLMMLikelihood", "glmm_loglik"]
 
-_INPUT_NAMES = ("XT", "b", "c", "R", "PT", "WT", "y", "n", "const")
+_INPUT_NAMES = ("XT", "XS", "b", "c", "xm", "R", "PT", "WT", "y", "n", "const")
+_NDIMS = (2, 2, 1, 0, 1, 1, 2, 2, 1, 1, 0)
+_WRT = (2, 3, 5)  # b, c, R
+_STORED = {"WT", "y", "n"}  # float32 or float64, as given
 
 
 class GLMMLikelihood(Op):
@@ -44,26 +50,23 @@ class GLMMLikelihood(Op):
         self.family = family
         self.unit_w = bool(unit_w)
 
-    def make_node(self, XT, b, c, R, PT, WT, y, n, const):
-        inputs = [pt.as_tensor_variable(v) for v in (XT, b, c, R, PT, WT, y, n, const)]
-        ndims = (2, 1, 0, 1, 2, 2, 1, 1, 0)
-        for name, v, nd in zip(_INPUT_NAMES, inputs, ndims, strict=True):
+    def make_node(self, XT, XS, b, c, xm, R, PT, WT, y, n, const):
+        inputs = [pt.as_tensor_variable(v) for v in (XT, XS, b, c, xm, R, PT, WT, y, n, const)]
+        for name, v, nd in zip(_INPUT_NAMES, inputs, _NDIMS, strict=True):
             if v.type.ndim != nd:
                 raise TypeError(f"glmm_loglik: {name} must have {nd} dimensions, got {v.type}")
-        inputs = [
-            pt.cast(v, "int64") if name == "PT" else pt.cast(v, "float64")
-            for name, v in zip(_INPUT_NAMES, inputs, strict=True)
-        ]
+        inputs = [_storage(name, v) for name, v in zip(_INPUT_NAMES, inputs, strict=True)]
         outputs = [pt.dscalar(), pt.dvector(), pt.dscalar(), pt.dvector()]
         return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        XT, b, c, R, PT, WT, y, n, const = inputs
-        if self.family == "bernoulli":
-            n = np.ones_like(y)
-        eta = float(c) + XT.T @ b
+        XT, XS, b, c, xm, R, PT, WT, y, n, const = inputs
+        y = y.astype(np.float64)
+        n = np.ones_like(y) if self.family == "bernoulli" else n.astype(np.float64)
+        X = np.concatenate([XT, XS.astype(np.float64)]) if XS.shape[0] else XT
+        eta = (float(c) - float(xm @ b)) + X.T @ b
         for j in range(PT.shape[0]):
-            eta = eta + (1.0 if self.unit_w else WT[j]) * R[PT[j]]
+            eta = eta + (1.0 if self.unit_w else WT[j].astype(np.float64)) * R[PT[j]]
         e = np.exp(-np.abs(eta))
         softplus = np.maximum(eta, 0.0) + np.log1p(e)
         p = np.where(eta >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
@@ -73,60 +76,98 @@ class GLMMLikelihood(Op):
             logp = -np.inf
         gR = np.zeros_like(R)
         for j in range(PT.shape[0]):
-            np.add.at(gR, PT[j], g * (1.0 if self.unit_w else WT[j]))
+            np.add.at(gR, PT[j], g * (1.0 if self.unit_w else WT[j].astype(np.float64)))
+        gc = float(np.sum(g))
         output_storage[0][0] = np.asarray(logp)
-        output_storage[1][0] = XT @ g
-        output_storage[2][0] = np.asarray(float(np.sum(g)))
+        output_storage[1][0] = X @ g - xm * gc
+        output_storage[2][0] = np.asarray(gc)
         output_storage[3][0] = gR
 
     def infer_shape(self, fgraph, node, input_shapes):
-        return [(), input_shapes[1], (), input_shapes[3]]
+        return [(), input_shapes[2], (), input_shapes[5]]
 
     def connection_pattern(self, node):
-        wrt = {1, 2, 3}  # b, c, R
-        return [[k in wrt] * 4 for k in range(len(node.inputs))]
+        return [[k in _WRT] * 4 for k in range(len(node.inputs))]
 
     def pullback(self, inputs, outputs, cotangents):
         g_logp = cotangents[0]
-        data = {k: disconnected_type() for k in (0, 4, 5, 6, 7, 8)}
+        n_in = len(inputs)
+        data = {k: disconnected_type() for k in range(n_in) if k not in _WRT}
         if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
             msg = "second derivatives of the log-likelihood"
             return [
-                grad_not_implemented(self, k, inputs[k], msg) if k not in data else data[k] for k in range(9)
+                grad_not_implemented(self, k, inputs[k], msg) if k not in data else data[k]
+                for k in range(n_in)
             ]
         if isinstance(g_logp.type, DisconnectedType):
             return [disconnected_type() for _ in inputs]
-        grads = {1: g_logp * outputs[1], 2: g_logp * outputs[2], 3: g_logp * outputs[3]}
-        return [grads.get(k, data.get(k)) for k in range(9)]
+        grads = {k: g_logp * outputs[i + 1] for i, k in enumerate(_WRT)}
+        return [grads.get(k, data.get(k)) for k in range(n_in)]
 
 
-def glmm_loglik(XT, b, c, R, PT, WT, y, n, const, *, family: str = "bernoulli", unit_w: bool = True):
+def _storage(name: str, v):
+    """Inputs as the kernel reads them: positions int32/int64, ``XS`` float32, ``WT``/``y``/``n``
+    float32 or float64 as stored, the rest float64 (no conversion of data already so stored)."""
+    if name == "PT":
+        return v if v.type.dtype in ("int32", "int64") else pt.cast(v, "int64")
+    if name == "XS":
+        return pt.cast(v, "float32")
+    if name in _STORED and v.type.dtype in ("float32", "float64"):
+        return v
+    return pt.cast(v, "float64")
+
+
+def glmm_loglik(
+    XT,
+    b,
+    c,
+    R,
+    PT,
+    WT,
+    y,
+    n,
+    const,
+    *,
+    family: str = "bernoulli",
+    unit_w: bool = True,
+    XS=None,
+    xm=None,
+):
     """Summed logistic multilevel log-likelihood (see the module docstring).
 
     Parameters
     ----------
-    XT : matrix (k x m)
-        Fixed design, transposed.
-    b : vector (k), c : scalar
-        Fixed slopes and intercept.
+    XT : matrix (k64 x m)
+        Fixed design columns stored in float64, transposed.
+    b : vector (k64 + k32), c : scalar
+        Fixed slopes (``XT``'s columns, then ``XS``'s) and intercept.
     R : vector
         Every group-level effect, flat.
     PT : integer matrix (J x m); WT : matrix (J x m)
-        Positions in ``R`` read by each row and their weights.
+        Positions in ``R`` read by each row (int32 or int64) and their weights.
     y, n : vectors (m)
-        Successes and trials (``n`` unused for Bernoulli).
+        Successes and trials (``n`` unused for Bernoulli); float32 or float64.
     const : scalar
         Added to the sum (the binomial coefficients ``sum log C(n, y)``; 0 for Bernoulli).
     family : {"bernoulli", "binomial"}
     unit_w : bool
         Every weight is 1 (``WT`` not read).
+    XS : matrix (k32 x m), optional
+        Fixed design columns whose values are exact in float32, transposed (default none).
+    xm : vector (k64 + k32), optional
+        Centring of the design's columns: ``x - xm`` enters the linear predictor (default 0).
 
     Returns
     -------
     TensorVariable
         Scalar log-likelihood; ``-inf`` if some ``y`` lies outside ``[0, n]``.
     """
-    return GLMMLikelihood(family, unit_w)(XT, b, c, R, PT, WT, y, n, const)[0]
+    y = pt.as_tensor_variable(y)
+    if XS is None:
+        XS = pt.zeros((0, y.shape[0]), dtype="float32")
+    if xm is None:
+        xm = pt.zeros_like(pt.as_tensor_variable(b), dtype="float64")
+    return GLMMLikelihood(family, unit_w)(XT, XS, b, c, xm, R, PT, WT, y, n, const)[0]
 
 
 @register_funcify_default_op_cache_key(GLMMLikelihood)
@@ -135,15 +176,25 @@ def _numba_funcify_glmm_likelihood(op, node, **kwargs):
     unit_w = op.unit_w
 
     @numba_njit
-    def glmm_likelihood(XT, b, c, R, PT, WT, y, n, const):
-        if XT.shape[1] != y.shape[0] or PT.shape[1] != y.shape[0] or (binomial and n.shape[0] != y.shape[0]):
+    def glmm_likelihood(XT, XS, b, c, xm, R, PT, WT, y, n, const):
+        m = y.shape[0]
+        if (
+            (XT.shape[0] > 0 and XT.shape[1] != m)
+            or (XS.shape[0] > 0 and XS.shape[1] != m)
+            or PT.shape[1] != m
+            or (binomial and n.shape[0] != m)
+        ):
             raise ValueError("glmm_loglik: design, positions and outcome differ in rows")
+        if XT.shape[0] + XS.shape[0] != b.shape[0] or xm.shape[0] != b.shape[0]:
+            raise ValueError("glmm_loglik: design columns, slopes and centring differ in number")
         gb = np.empty(b.shape[0])
         gR = np.empty(R.shape[0])
         logp, gc, outside = glmm_logit(
             np.ascontiguousarray(XT),
+            np.ascontiguousarray(XS),
             b,
             c.item(),
+            xm,
             R,
             np.ascontiguousarray(PT),
             WT,

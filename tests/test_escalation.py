@@ -104,9 +104,15 @@ def test_divergences_raise_target_accept_when_nothing_is_left_to_switch():
         new, why = next_attempt(_verdict(divergences=3), settings, **kw)
         if new is None:
             break
-        seen.append(new["target_accept"])
+        seen.append((new["target_accept"], new["tune"]))
         settings = new
-    assert seen == [0.9, 0.95, 0.99]
+    # then a longer warm-up, doubled up to MAX_TUNE
+    assert seen == [(0.9, 1000), (0.95, 1000), (0.99, 1000), (0.99, 2000), (0.99, 4000)]
+    # ... which also draws for the ESS when that is short
+    new, why_tune = next_attempt(
+        _verdict(divergences=1, bulk=200.0), {**SETTINGS, "target_accept": 0.99}, **kw
+    )
+    assert (new["tune"], new["draws"]) == (2000, 1250) and "tune 1000 -> 2000" in why_tune
     assert "nothing left to switch" in why
     # a block already switched once is not switched back
     new, _ = next_attempt(

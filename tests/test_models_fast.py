@@ -125,7 +125,7 @@ def test_sampling_layout_reads_area_predictors_per_level(df):
     assert cells == len(set(zip(df["female"], df["age50"], df["lad"], strict=True))) <= 60
     arrays = data_values(pooled, resolve_priors(pooled), fast_likelihood=True)
     assert arrays["y_lik"].shape == (cells,) and arrays["y_lik"].sum() == df["y"].sum()
-    assert arrays["n_lik"].sum() == len(df) and arrays["XT_rows"].shape == (2, cells)
+    assert arrays["n_lik"].sum() == len(df) and arrays["XS_rows"].shape == (2, cells)  # dummies: float32
     # one row that breaks the constancy moves the column back to the rows
     md2 = build_model_data(FORMULAS["bernoulli"], df.assign(area=df["area"].where(df.index != 7, 99.0)))
     assert sampling_layout(md2).level_cols == ()

@@ -63,7 +63,10 @@ def test_top_level_layout() -> None:
 
 
 def test_no_module_imports_another_modules_underscored_names() -> None:
-    """Shared helpers have public names: no ``from x import _private`` across modules."""
+    """Shared helpers have public names: no ``from x import _private`` across the project's
+    modules. (nutpie's private helpers that `models.compiled` reuses to rebuild a cached
+    model are outside this rule: nutpie is pinned in .ci/constraints.txt and the cache
+    tests fail if they change.)"""
     import ast
 
     offenders = []
@@ -71,7 +74,8 @@ def test_no_module_imports_another_modules_underscored_names() -> None:
         for path in sorted((ROOT / folder).rglob("*.py")):
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                project = ("models", "analysis", "data", "bench")
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in project:
                     for alias in node.names:
                         if alias.name.startswith("_") and not alias.name.startswith("__"):
                             offenders.append(
