@@ -12,6 +12,7 @@ fit        fit an lme4-style formula to any CSV and save the fit as NetCDF
 summarise  print the summary of a saved fit (convergence verdict first)
 compare    a saved fit side by side with lme4 glmer (or a CSV of estimates, e.g. Stata melogit)
 report     HTML + Markdown report of one or more saved fits
+grid       many fits on Dask: catalogue entries x subgroups x prior sets x seeds x sampler sets
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.catalogue import CatalogueError, ManifestError
+from analysis.grid import GridError
 from analysis.lme4 import EstimatesFileError
 from data.errors import DataError
 from models import FitFileError, FormulaError, PriorError, SamplerSettingsError
@@ -36,6 +38,7 @@ USER_ERRORS = (
     EstimatesFileError,
     CatalogueError,
     ManifestError,
+    GridError,
     FileNotFoundError,
 )
 
@@ -142,6 +145,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--real", action="store_true", help="data are real UKHLS: suppress small LAs")
     r.add_argument("--min-cell", type=int, default=10)
     r.add_argument("--no-lme4", action="store_true")
+
+    g = sub.add_parser("grid", help="many fits on Dask: a grid file of entries x subgroups x priors x seeds")
+    g.add_argument("spec", help="grid file (TOML), e.g. analysis/grids/example.toml")
+    g.add_argument(
+        "--scheduler",
+        default="local",
+        help="'local' (a LocalCluster of --workers processes), 'serial' (this process, no Dask) "
+        "or a scheduler address such as tcp://host:8786",
+    )
+    g.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster")
+    g.add_argument("--out", help="run folder (default: runs/grid/<grid file name>)")
+    g.add_argument(
+        "--n", type=int, default=None, help="synthetic cohort size (default: the grid's, else 25,000)"
+    )
+    g.add_argument("--no-reuse", action="store_true", help="refit even complete cells in the run folder")
+    g.add_argument("--retries", type=int, default=2, help="times a failed or orphaned cell is tried again")
+    g.add_argument(
+        "--dashboard", default=None, metavar="ADDRESS", help="serve the local cluster's dashboard, e.g. :8787"
+    )
+    g.add_argument("--worker-dirs", help="parent of each worker's compile folders (default: in the cache)")
+    g.add_argument("--cores-per-fit", type=int, default=1, help="chains a worker samples at once (default 1)")
     return parser
 
 
@@ -371,6 +395,36 @@ def _cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grid(a: argparse.Namespace) -> int:
+    from analysis.grid import run_grid
+
+    out = Path(a.out) if a.out else Path("runs/grid") / Path(a.spec).stem
+    run = run_grid(
+        a.spec,
+        out,
+        n=a.n,
+        scheduler=a.scheduler,
+        workers=a.workers,
+        retries=a.retries,
+        reuse=not a.no_reuse,
+        worker_base=a.worker_dirs,
+        cluster_options={"dashboard_address": a.dashboard} if a.dashboard else None,
+        cores_per_fit=a.cores_per_fit,
+    )
+    if not run.results.empty:
+        gate = (~run.results.drop_duplicates("cell")["converged"].astype(bool)).sum()
+        if gate:
+            print(f"{gate} of {len(run.cells)} cells did not pass the convergence gate (see 'verdict')")
+    if run.failed:
+        print(
+            f"{len(run.failed)} of {len(run.cells)} cells failed (rerun to try them again):", file=sys.stderr
+        )
+        for name, why in run.failed.items():
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS = {
     "main": _cmd_main,
     "catalogue": _cmd_catalogue,
@@ -381,6 +435,7 @@ COMMANDS = {
     "summarise": _cmd_summarise,
     "compare": _cmd_compare,
     "report": _cmd_report,
+    "grid": _cmd_grid,
 }
 
 

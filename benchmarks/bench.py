@@ -44,13 +44,30 @@ GLMER_CAP_S = 1800
 # --------------------------------------------------------------------------- data
 
 
-def make_data(n: int = 25_000, seed: int = 2026, slope: bool = False) -> tuple[pd.DataFrame, str]:
-    """Synthetic people in LAs with a known hierarchical logistic model."""
+def make_data(
+    n: int = 25_000, seed: int = 2026, slope: bool = False, kind: str | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Synthetic people in LAs with a known hierarchical logistic model.
+
+    ``kind`` (default ``$SAMEPLACE_BENCH_DATA`` or ``"continuous"``): the individual
+    covariates are standard normal (``"continuous"``), or survey-like (``"survey"``: an age
+    16-90 centred at 50, 11 dummies and 3 counts 0-5, all exact in float32; too many
+    combinations to pool into cells).
+    """
+    kind = kind or os.environ.get("SAMEPLACE_BENCH_DATA", "continuous")
     rng = np.random.default_rng(seed)
     lad = rng.integers(0, N_LA, n)
     Xi = rng.normal(size=(n, N_IND))
+    scale = np.ones(N_IND)
+    if kind == "survey":
+        Xi[:, 0] = rng.integers(16, 91, n) - 50  # age in years from 50
+        Xi[:, 1:12] = rng.integers(0, 2, (n, 11))  # dummies
+        Xi[:, 12:] = rng.integers(0, 6, (n, N_IND - 12))  # counts
+        scale = Xi.std(axis=0)  # effects per standard deviation as for the continuous data
+    elif kind != "continuous":
+        raise ValueError(f"kind must be 'continuous' or 'survey', got {kind!r}")
     Xa = rng.normal(size=(N_LA, N_AREA))
-    beta_i = rng.normal(0, 0.25, N_IND)
+    beta_i = rng.normal(0, 0.25, N_IND) / scale
     beta_a = rng.normal(0, 0.2, N_AREA)
     eta = -0.3 + Xi @ beta_i + Xa[lad] @ beta_a
     if slope:
@@ -104,8 +121,10 @@ def run_project(model: str, n: int, chains: int, draws: int, tune: int) -> dict:
     from models import fit
 
     df, formula = make_data(n, slope=model == "slope")
+    # the scaling runs time one sampler run per size: no further attempts (escalation)
+    once = {"escalate": False} if os.environ.get("SAMEPLACE_BENCH_ESCALATE") == "0" else {}
     t0 = time.perf_counter()
-    f = fit(formula, df, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False)
+    f = fit(formula, df, chains=chains, draws=draws, tune=tune, seed=1, progressbar=False, **once)
     wall = time.perf_counter() - t0
     out = {
         "wall_s": wall,
@@ -118,10 +137,12 @@ def run_project(model: str, n: int, chains: int, draws: int, tune: int) -> dict:
         warm = int(f.idata["warmup_sample_stats"]["n_steps"].values.sum())
         out["leapfrog_steps_all"] = warm + int(out["leapfrog_steps"] or 0)
     # a second fit of the same structure on new data: compilation is skipped
+    k = int(os.environ.get("SAMEPLACE_BENCH_SECOND_DRAWS", draws))
+    if k == 0:  # not wanted (the scaling runs at millions of rows)
+        return out
     df2, _ = make_data(n, seed=7, slope=model == "slope")
     t1 = time.perf_counter()
-    k = int(os.environ.get("SAMEPLACE_BENCH_SECOND_DRAWS", draws))
-    f2 = fit(formula, df2, chains=chains, draws=k, tune=k, seed=2, progressbar=False)
+    f2 = fit(formula, df2, chains=chains, draws=k, tune=k, seed=2, progressbar=False, **once)
     out["second_fit"] = {
         "wall_s": time.perf_counter() - t1,
         "compile_s": f2.settings["compile_seconds"],
@@ -318,8 +339,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scaling-only", action="store_true")
     p.add_argument("--no-scaling", action="store_true")
     p.add_argument("--merge", action="store_true", help="add to the results.json of an earlier run")
+    p.add_argument(
+        "--data",
+        choices=["continuous", "survey"],
+        default=None,
+        help="individual covariates of the synthetic data (see make_data; default continuous)",
+    )
     p.add_argument("--second-fit-draws", type=int, default=100, help="draws and tuning of the second fit")
     a = p.parse_args(argv)
+    if a.data:  # read by make_data, here and in the children (which inherit it)
+        os.environ["SAMEPLACE_BENCH_DATA"] = a.data
+    data_kind = os.environ.get("SAMEPLACE_BENCH_DATA", "continuous")
     if a.one:
         c, m, n, ch, dr, tu, out = a.one
         _one(c, m, int(n), int(ch), int(dr), int(tu), Path(out))
@@ -335,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         "models": {},
         "scaling": [],
     }
+    scaling_key = "scaling" if data_kind == "continuous" else f"scaling_{data_kind}"
+    previous = HERE / "results.json"
+    if a.merge and previous.exists():  # keep what this run does not redo
+        old = json.loads(previous.read_text())
+        kept = {k: v for k, v in old.items() if k.startswith("scaling")}
+        results = {**old, **kept} if a.scaling_only else {**results, **kept}
     if not a.scaling_only:
         for model in a.models:
             print(f"model {model}", flush=True)
@@ -342,11 +378,13 @@ def main(argv: list[str] | None = None) -> int:
             results["models"].setdefault(model, {}).update(res)
     if not a.no_scaling:
         print("scaling", flush=True)
-        results["scaling"] = []
+        results[scaling_key] = []
+        results[f"{scaling_key}_date"] = str(date.today())
+        os.environ["SAMEPLACE_BENCH_ESCALATE"] = "0"  # read by run_project in the children
         for n in a.scaling:
             r = _spawn("project", "ri", n, 2, 100, 100)
             r["n"] = n
-            results["scaling"].append(r)
+            results[scaling_key].append(r)
     (HERE / "results.json").write_text(json.dumps(results, indent=1, default=float))
     write_table(results)
     return 0
@@ -364,6 +402,42 @@ def _markdown(df: pd.DataFrame) -> str:
     sep = "|" + "---|" * len(df.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
+
+
+def _scaling_table(runs: list[dict], data: str, when: str) -> list[str]:
+    """The scaling table of one run (ratios to its 25k row)."""
+    rows = []
+    base = next((r for r in runs if r.get("n") == 25_000), runs[0])
+    for r in runs:
+        per_step, base_step = (
+            x.get("sampling_s", np.nan) / x["leapfrog_steps_all"] * 1e3
+            if x.get("leapfrog_steps_all")
+            else np.nan
+            for x in (r, base)
+        )
+        rows.append(
+            {
+                "n": r["n"],
+                "compile_s": r.get("compile_s"),
+                "sampling_s": r.get("sampling_s"),
+                "ms_per_leapfrog_step": per_step,
+                "per_step_vs_25k": per_step / base_step,
+                "n_vs_25k": r["n"] / 25_000,
+                "peak_mem_mb": r.get("peak_mem_mb"),
+                "note": r.get("error", ""),
+            }
+        )
+    return [
+        f"## Scaling of the project default ({data} individual covariates; random intercept; "
+        "2 chains x 100+100)",
+        "",
+        f"Run {when} (`--scaling-only --data {data}`). Sampling seconds per leapfrog step (one gradient "
+        "per chain; tuning included, 2 chains on 2 cores) against n; linear scaling means "
+        "per_step_vs_25k <= n_vs_25k.",
+        "",
+        _markdown(pd.DataFrame(rows)),
+        "",
+    ]
 
 
 def write_table(results: dict) -> None:
@@ -397,37 +471,9 @@ def write_table(results: dict) -> None:
                 res["plain"]["min_ess_bulk"] / res["plain"]["wall_s"]
             )
             lines += [f"ESS per second (min bulk ESS / wall), project default vs plain PyMC: {r:.1f}x.", ""]
-    if results["scaling"]:
-        rows = []
-        base = next((r for r in results["scaling"] if r.get("n") == 25_000), results["scaling"][0])
-        for r in results["scaling"]:
-            per_step, base_step = (
-                x.get("sampling_s", np.nan) / x["leapfrog_steps_all"] * 1e3
-                if x.get("leapfrog_steps_all")
-                else np.nan
-                for x in (r, base)
-            )
-            rows.append(
-                {
-                    "n": r["n"],
-                    "compile_s": r.get("compile_s"),
-                    "sampling_s": r.get("sampling_s"),
-                    "ms_per_leapfrog_step": per_step,
-                    "per_step_vs_25k": per_step / base_step,
-                    "n_vs_25k": r["n"] / 25_000,
-                    "peak_mem_mb": r.get("peak_mem_mb"),
-                    "note": r.get("error", ""),
-                }
-            )
-        lines += [
-            "## Scaling of the project default (random intercept; 2 chains x 100+100)",
-            "",
-            "Sampling seconds per leapfrog step (one gradient per chain; tuning included, 2 chains on "
-            "2 cores) against n; linear scaling means per_step_vs_25k <= n_vs_25k.",
-            "",
-            _markdown(pd.DataFrame(rows)),
-            "",
-        ]
+    for key, data in (("scaling", "continuous"), ("scaling_survey", "survey")):
+        if results.get(key):
+            lines += _scaling_table(results[key], data, results.get(f"{key}_date", results["date"]))
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
