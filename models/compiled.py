@@ -3,7 +3,7 @@
 nutpie compiles a PyMC model's log density and gradient to machine code (numba). That
 takes 10-20 s per structure; sampling a grid of models (outcomes x specifications x
 subgroups), or a new process fitting a model fitted before, must not pay it again.
-`compiled_model` looks for the structure (`models.logistic.structure_key`) in
+`compiled_model` looks for the structure (`models.sampling_form.structure_key`) in
 
 1. memory (this process): the compiled model with the new data swapped in
    (``CompiledModel.with_data``);
@@ -68,8 +68,9 @@ from typing import Any
 import numpy as np
 
 from models.formula import ModelData
-from models.logistic import data_values, hierarchical_logistic, structure_key
+from models.logistic import hierarchical_logistic
 from models.priors import Prior
+from models.sampling_form import data_values, structure_key
 
 _CACHE: OrderedDict[str, object] = OrderedDict()
 MAX_CACHED = 16
@@ -81,7 +82,7 @@ CACHE_DIR_ENV = "SAMEPLACE_CACHE_DIR"
 SWITCH_ENV = "SAMEPLACE_COMPILE_CACHE"
 LOCK_TIMEOUT_S = 900.0
 """Longest wait for another process compiling the same structure; then compile anyway."""
-CODE_FILES = ("logistic.py", "ops.py", "kernels.py", "priors.py", "compiled.py")
+CODE_FILES = ("logistic.py", "sampling_form.py", "ops.py", "kernels.py", "priors.py", "compiled.py")
 """Modules of `models` whose code shapes the compiled model (their hash is in the key)."""
 _FORMAT = 1
 _MAGIC = b"sameplace-compiled-model\n"

@@ -1,4 +1,4 @@
-"""Storage types of the sampling form (`models.logistic.sampling_form`), without compiling.
+"""Storage types of the sampling form (`models.sampling_form.sampling_form`), without compiling.
 
 A gradient of a large cohort streams the design, positions and outcome from memory, so
 the sampling form stores each in the narrowest type that holds its values exactly:
@@ -35,7 +35,7 @@ def df() -> pd.DataFrame:
 
 
 def test_exact_columns_are_float32_and_the_rest_float64(df):
-    from models.logistic import sampling_form
+    from models.sampling_form import sampling_form
 
     md = build_model_data("y ~ x + female + age + kids + (1 + female | lad)", df)
     layout, arrays = sampling_form(md)

@@ -25,8 +25,9 @@ from scipy.special import gammaln
 
 from models import build_model_data, resolve_priors
 from models.kernels import exp_neg, log1p_unit
-from models.logistic import data_values, hierarchical_logistic, sampling_layout, structure_key
+from models.logistic import hierarchical_logistic
 from models.ops import glmm_loglik
+from models.sampling_form import data_values, sampling_layout, structure_key
 
 RTOL = 1e-10
 
@@ -297,3 +298,41 @@ def test_kernel_exp_and_log1p_match_the_c_library():
     got = np.empty_like(e)
     log1p_unit(e, got)
     np.testing.assert_allclose(got, np.log1p(e), rtol=6e-16, atol=0)
+
+
+def test_sampling_form_is_computed_once_per_fit(df, monkeypatch):
+    """Layout, pooling and storage are worked out once per fit (the structure key, the data
+    values and the model all ask for them); a second fit of new data works them out again."""
+    import models.sampling_form as SF
+    from models import fit
+
+    calls = []
+    real = SF._sampling_form
+
+    def counted(md):
+        calls.append(md)
+        return real(md)
+
+    monkeypatch.setattr(SF, "_sampling_form", counted)
+    f = fit(
+        FORMULAS["random_intercept"],
+        df,
+        chains=1,
+        draws=20,
+        tune=20,
+        seed=1,
+        progressbar=False,
+        escalate=False,
+    )
+    assert len(calls) == 1 and calls[0] is f.md
+    fit(
+        FORMULAS["random_intercept"],
+        df.sample(frac=1.0, random_state=2),
+        chains=1,
+        draws=20,
+        tune=20,
+        seed=1,
+        progressbar=False,
+        escalate=False,
+    )
+    assert len(calls) == 2
