@@ -778,7 +778,11 @@ def write_report(
         }
     )
     doc.h(2, "Models in this report")
-    doc.table(verdicts, "Convergence verdict of each fit (details first in each model's section).")
+    doc.table(
+        verdicts,
+        "Convergence verdict of each fit (its details first on "
+        + ("the model's linked page)." if pages else "the model's section)."),
+    )
     for name in pages:
         doc.link(f"{name}: every table and figure of this model", f"details/{_slug(name)}.html")
     failed = [n for n, f in fits.items() if not f.converged]
@@ -839,7 +843,8 @@ def _findings_section(doc: _Doc, findings: pd.DataFrame, missing: Sequence[int],
     doc.p(
         "Each row is one claim of the study tested by one model. Posterior: odds ratio (median) "
         "with its 95% equal-tailed interval (ETI) and the posterior probability of the expected "
-        "direction. lme4: glmer (Laplace) odds ratio with its Wald 95% confidence interval (CI). "
+        "direction. lme4: glmer odds ratio (adaptive quadrature where lme4 allows it, else Laplace) "
+        "with its Wald 95% confidence interval (CI). "
         + (
             "Truth: the value built into the synthetic cohort, and whether the 95% ETI contains it "
             "(only where the model's formula targets it; otherwise the reason is given)."
