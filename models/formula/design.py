@@ -628,6 +628,7 @@ def _count(frame: pd.DataFrame, node: Any, lhs: str) -> np.ndarray:
 
 
 def _bad_values(s: pd.Series) -> np.ndarray:
+    """Missing or non-finite values of a column: what makes a row incomplete."""
     bad = s.isna().to_numpy().copy()
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         vals = s.to_numpy(dtype=float, na_value=np.nan)
@@ -641,14 +642,12 @@ def _complete_cases(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, 
     A column with no usable value at all is an error; infinite values are dropped with a
     `DataWarning` (they are usually a failed transformation such as ``log(0)``).
     """
-    import warnings
-
     frame = data[used].copy()
     keep = np.ones(len(frame), dtype=bool)
     drops: dict[str, int] = {}
     for col in used:
         s = frame[col]
-        bad = s.isna().to_numpy().copy()
+        bad = _bad_values(s)  # the one definition of missing, shared with ModelData.complete_rows
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
             inf = np.isinf(vals)
@@ -661,7 +660,6 @@ def _complete_cases(data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, 
                     DataWarning,
                     stacklevel=3,
                 )
-            bad = bad | ~np.isfinite(vals)
         if bad.all():
             raise FormulaError(
                 f"column {col!r} has no usable value: all {len(s)} rows are missing or non-finite "
