@@ -1,9 +1,11 @@
 """Shared test set-up: tests marked ``needs_r`` are skipped, with the reason, when R,
-lme4 or jsonlite cannot be used (``analysis.lme4.r_available`` says which)."""
+lme4 or jsonlite cannot be used (``analysis.lme4.r_available`` says which); in CI, where the
+set-up installs them, they fail instead (`installed.require_installed`)."""
 
 from __future__ import annotations
 
 import pytest
+from installed import require_installed
 
 
 @pytest.fixture(autouse=True)
@@ -11,6 +13,4 @@ def _skip_without_r(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("needs_r") is not None:
         from analysis.lme4 import r_available
 
-        ok, message = r_available()
-        if not ok:
-            pytest.skip(message)
+        require_installed(*r_available())

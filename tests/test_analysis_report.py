@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from installed import require_installed
 from test_analysis_support import fake_fit, fake_glmer, simulate
 
 from analysis import figures, lme4
@@ -243,10 +244,7 @@ def test_missing_r_note_from_the_main_job_path_keeps_the_section_and_the_shrinka
 
 def _screenshot(html: Path, shot: Path) -> None:
     chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip(
-            "chromium not installed (bash .ci/setup installs Debian's chromium): browser check skipped"
-        )
+    require_installed(chromium is not None, "chromium not installed: browser check skipped")
     subprocess.run(
         [
             chromium,

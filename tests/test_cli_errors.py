@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from installed import require_installed
 from test_formula_fuzz import foreign_messages, user_visible_messages
 
 import models.fitting
@@ -291,8 +292,7 @@ def test_fit_on_random_csv_bytes_prints_one_error_line(content, tmp_path, capsys
 def _sameplace() -> str:
     here = Path(sys.executable).parent / "sameplace"
     found = str(here) if here.exists() else shutil.which("sameplace")
-    if found is None:
-        pytest.skip("the sameplace script is not installed")
+    require_installed(found is not None, "the sameplace script is not installed")
     return found
 
 

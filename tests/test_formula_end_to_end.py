@@ -12,7 +12,7 @@ import pytest
 
 from analysis.catalogue import EntryResult, load_catalogue
 from analysis.findings import findings_table
-from analysis.lme4 import fit_glmer, glmer_data, glmer_term_names, r_available
+from analysis.lme4 import fit_glmer, glmer_data, glmer_term_names
 from analysis.report import write_report
 from models import fit
 from models.formula import DataWarning
@@ -114,9 +114,6 @@ def test_contraception_fits_and_agrees_with_glmer():
     """The first formula many methodologists write (mlmRev's Contraception), refused before,
     fits; each fixed effect's posterior mean is within one posterior SD of glmer's estimate
     (adaptive quadrature, 25 points: one scalar random intercept)."""
-    ok, msg = r_available()
-    if not ok:
-        pytest.skip(f"R/lme4 not available: {msg} (install: bash .ci/setup)")
     d = glmer_data("Contraception", package="mlmRev")  # use is a factor N/Y, livch 0/1/2/3+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)

@@ -567,12 +567,6 @@ def test_non_frame_data_is_a_formula_error(data):
 # --------------------------------------------------------------------------- parse_formula (no data)
 
 
-#: Skip (only) the parse_formula properties while the function does not exist.
-needs_parse_formula = pytest.mark.skipif(
-    not hasattr(F, "parse_formula"), reason="models.formula.parse_formula does not exist yet"
-)
-
-
 TEXT_INFO = {
     "numeric": ["x", "x.1", "z"],
     "factor": ["f", "a_b"],
@@ -605,14 +599,12 @@ def check_parse(formula: str) -> None:
     assert not leaked, f"{formula!r}: non-project warning(s) reached the user: " + "; ".join(leaked)
 
 
-@needs_parse_formula
 @FAST
 @given(formula=parse_inputs)
 def test_parse_formula_raises_only_formula_errors(formula):
     check_parse(formula)
 
 
-@needs_parse_formula
 @pytest.mark.slow
 @SLOW
 @given(formula=parse_inputs)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from installed import require_installed
 
 from analysis import lme4
 from analysis.lme4 import GlmerError, RBlock, RDesign, r_available, r_design, r_designs
@@ -162,9 +163,7 @@ def _read_exported(directory: Path, name: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def r_frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
-    ok, message = r_available()
-    if not ok:
-        pytest.skip(message)
+    require_installed(*r_available())
     directory = tmp_path_factory.mktemp("r_frames")
     script = directory / "export.R"
     script.write_text(R_EXPORT)
@@ -172,8 +171,7 @@ def r_frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame
     proc = subprocess.run(
         [exe, "--vanilla", str(script), str(directory)], capture_output=True, text=True, timeout=300
     )
-    if proc.returncode == 3 and "MISSING mlmRev" in proc.stdout:
-        pytest.skip(MLMREV_HINT)
+    require_installed(not (proc.returncode == 3 and "MISSING mlmRev" in proc.stdout), MLMREV_HINT)
     assert proc.returncode == 0, f"exporting the R data sets failed:\n{lme4._r_error_text(proc.stderr)}"
 
     contra = _read_exported(directory, "contra")

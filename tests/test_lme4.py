@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from installed import require_installed
 
 from analysis import lme4
 from analysis.lme4 import (
@@ -42,9 +43,7 @@ CBPP_HERD_SD = 0.6421
 
 @pytest.fixture(scope="module")
 def cbpp() -> pd.DataFrame:
-    ok, message = r_available()
-    if not ok:
-        pytest.skip(message)
+    require_installed(*r_available())
     return glmer_data("cbpp")
 
 
