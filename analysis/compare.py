@@ -372,13 +372,13 @@ def no_pooling_estimates(
     total = np.bincount(idx, weights=trials, minlength=J)
     estimable = (events > 0) & (events < total)
     rows = estimable[idx]
-    counts = np.bincount(idx, minlength=J).astype(float)
-    within = []
-    for j, t in enumerate(md.fixed_terms):
-        col = md.X[:, j]
-        means = np.bincount(idx, weights=col, minlength=J) / np.maximum(counts, 1)
-        if t != "Intercept" and np.any(np.abs(col - means[idx]) > 1e-12 * max(1.0, np.abs(col).max())):
-            within.append(j)
+    means = _level_means(md.X, idx, J)
+    within = [
+        j
+        for j, t in enumerate(md.fixed_terms)
+        if t != "Intercept"
+        and np.any(np.abs(md.X[:, j] - means[idx, j]) > 1e-12 * max(1.0, np.abs(md.X[:, j]).max()))
+    ]
     X = md.X[rows][:, within]
     yi, ni, gi = y[rows], trials[rows], idx[rows]
     beta = np.zeros(X.shape[1])
@@ -404,7 +404,7 @@ def no_pooling_estimates(
         if max(np.abs(da).max(initial=0.0), np.abs(db).max(initial=0.0)) < tol:
             converged = True
             break
-    xb = np.bincount(idx, weights=md.X[:, within] @ beta, minlength=J) / np.maximum(counts, 1)
+    xb = means[:, within] @ beta  # the mean over the level's rows of x . beta
     value = np.where(estimable, alpha + xb, np.nan)
     return NoPooling(value, estimable, converged, [md.fixed_terms[j] for j in within])
 

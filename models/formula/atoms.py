@@ -455,21 +455,10 @@ class Atom:
         return Factor(values, list(self.state["levels"]))
 
     def _factor(self, s: pd.Series, learn: bool, where: str) -> Factor:
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            cats = level_strings(pd.Series(s.cat.categories))
-            values = level_strings(s.astype(object))
-            order = list(cats)
-        else:
-            if is_text(s):
-                check_stray_text(s, str(self.variables[0]) if self.variables else where)
-            values = level_strings(s)
-            if pd.api.types.is_bool_dtype(s.dtype):
-                order = ["FALSE", "TRUE"]
-            elif pd.api.types.is_numeric_dtype(s.dtype):
-                order = [_number_label(v) for v in np.unique(s.dropna().to_numpy(dtype=float))]
-            else:
-                order = sorted(set(values.dropna()))
-        return self._levels_fixed(values, order, learn)
+        if is_text(s):
+            check_stray_text(s, str(self.variables[0]) if self.variables else where)
+        fac = column_levels(s)
+        return self._levels_fixed(fac.values, fac.levels, learn)
 
     def _factor_call(self, frame: pd.DataFrame, learn: bool, where: str) -> Factor:
         node = self.node
@@ -480,7 +469,7 @@ class Atom:
             fac = base._factor_call(frame, learn, where)
         elif isinstance(inner, Name):
             s = _column(frame, inner.id)
-            fac = Atom(inner, inner.id, inner.id, [inner.id])._factor_unchecked(s)
+            fac = column_levels(s)
         else:
             v = np.asarray(evaluate(inner, frame, where), dtype=float) * np.ones(len(frame))
             s = pd.Series(v, index=frame.index)
@@ -514,16 +503,18 @@ class Atom:
             self.state["levels"] = [lv for lv in order if lv in used]
         return Factor(values, list(self.state["levels"]))
 
-    def _factor_unchecked(self, s: pd.Series) -> Factor:
-        """Levels of a column used inside factor()/C(): any type, no stray-text check."""
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            return Factor(level_strings(s.astype(object)), list(level_strings(pd.Series(s.cat.categories))))
-        values = level_strings(s)
-        if pd.api.types.is_bool_dtype(s.dtype):
-            return Factor(values, ["FALSE", "TRUE"])
-        if pd.api.types.is_numeric_dtype(s.dtype):
-            return Factor(values, [_number_label(v) for v in np.unique(s.dropna().to_numpy(dtype=float))])
-        return Factor(values, sorted(set(values.dropna())))
+
+def column_levels(s: pd.Series) -> Factor:
+    """A column as a factor, in R's level order: a categorical's own order, FALSE/TRUE,
+    numeric codes sorted numerically, text sorted (C locale)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return Factor(level_strings(s.astype(object)), list(level_strings(pd.Series(s.cat.categories))))
+    values = level_strings(s)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return Factor(values, ["FALSE", "TRUE"])
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return Factor(values, [_number_label(v) for v in np.unique(s.dropna().to_numpy(dtype=float))])
+    return Factor(values, sorted(set(values.dropna())))
 
 
 def _is_logical(node: Any) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.formula.atoms import CONSTANTS, Atom, Factor, evaluate, is_text, level_strings
+from models.formula.atoms import CONSTANTS, Atom, Factor, column_levels, evaluate, is_text
 from models.formula.errors import DataWarning, missing_column_error, row_error
 from models.formula.syntax import FormulaError, deparse, names_in
 from models.formula.terms import FormulaTerms, parse_formula
@@ -686,18 +686,9 @@ def _as_categoricals(frame: pd.DataFrame, used: list[str]) -> pd.DataFrame:
 
 def _factor_codes(frame: pd.DataFrame, factor: str) -> tuple[np.ndarray, list[str]]:
     parts = factor.split(":")
-    key = level_strings(
-        frame[parts[0]].astype(object)
-        if isinstance(frame[parts[0]].dtype, pd.CategoricalDtype)
-        else frame[parts[0]]
-    ).astype(str)
+    key = column_levels(frame[parts[0]]).values.astype(str)
     for p in parts[1:]:
-        s = frame[p]
-        key = (
-            key
-            + ":"
-            + level_strings(s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s).astype(str)
-        )
+        key = key + ":" + column_levels(frame[p]).values.astype(str)
     cat = pd.Categorical(key)
     return cat.codes.astype(np.int64), [str(c) for c in cat.categories]
 
