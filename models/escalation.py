@@ -12,7 +12,11 @@ fails and the budget allows, asks `next_attempt` for the settings of the next at
   double the tuning, up to `MAX_TUNE` (drawing for the ESS as below at the same time);
 * **low ESS or high R-hat without divergences**: draw more, as many as the observed ESS
   per draw says the target needs (`draws_for_ess`), times `SAFETY`;
-* tree-depth saturation alone, or nothing left to try: stop.
+* **transitions stopped by the maximum tree depth**: raise nutpie's ``maxdepth`` one step
+  along `MAX_DEPTH_STEPS` (10, 12), alongside whatever else the attempt changes (a high
+  ``target_accept`` shrinks the step size, so the trajectories that explore a long,
+  correlated posterior -- nested factors -- need more steps); at the last step: stop.
+* nothing left to try: stop.
 
 nutpie cannot continue chains: the number of draws is fixed when its sampler is created
 (its background sampler can pause, resume, inspect and abort, not extend), and a new
@@ -64,6 +68,10 @@ CENTRE_ABOVE = 20.0
 FLIP_ABOVE = CENTRE_ABOVE / 4
 #: target_accept is raised along these steps on divergences.
 TARGET_ACCEPT_STEPS = (0.9, 0.95, 0.99)
+#: On transitions stopped at the maximum tree depth, the depth is raised along these steps
+#: (nutpie's and Stan's default is 10: at most 2**10 leapfrog steps per draw).
+MAX_DEPTH_STEPS = (10, 12)
+DEFAULT_MAX_DEPTH = MAX_DEPTH_STEPS[0]
 #: On divergences at the last target_accept, tuning is doubled up to this many steps.
 MAX_TUNE = 4000
 #: Extra draws on top of what the observed ESS per draw says (the ESS estimate is noisy).
@@ -274,7 +282,8 @@ def next_attempt(
     conv : Convergence
         The verdict of the attempt just made.
     settings : mapping
-        Its settings: ``draws``, ``tune``, ``target_accept``, ``centered`` (dict by block).
+        Its settings: ``draws``, ``tune``, ``target_accept``, ``centered`` (dict by block),
+        and ``max_depth`` (`DEFAULT_MAX_DEPTH` when absent).
     info : mapping
         `information_ratio` by block.
     funnel : mapping
@@ -296,6 +305,31 @@ def next_attempt(
     """
     if conv.passed:
         return None, "converged"
+    new, reason = _geometry_or_draws(conv, settings, info, funnel, ess_target, flipped, nested)
+    depth = int(settings.get("max_depth", DEFAULT_MAX_DEPTH))
+    if conv.treedepth_hits > conv.thresholds["treedepth_hits_max"]:
+        deeper = [d for d in MAX_DEPTH_STEPS if d > depth]
+        what = f"{conv.treedepth_hits} transitions at the maximum tree depth"
+        if deeper:
+            new = dict(settings) if new is None else new
+            new["max_depth"] = deeper[0]
+            step = f"maxdepth {depth} -> {deeper[0]}"
+            reason = f"{what}: {step}" if reason.startswith("nothing in the policy") else f"{reason}; {step}"
+        elif new is None:
+            reason = f"{what} at maxdepth {depth}, the last step"
+    return new, reason
+
+
+def _geometry_or_draws(
+    conv: Convergence,
+    settings: Mapping,
+    info: Mapping[str, float],
+    funnel: Mapping[str, float],
+    ess_target: float,
+    flipped: frozenset[str] | set[str],
+    nested: Mapping[str, list[str]] | None,
+) -> tuple[dict | None, str]:
+    """`next_attempt`'s rules for divergences / E-BFMI, then ESS and R-hat."""
     new = dict(settings)
     centred = dict(settings["centered"])
     th = conv.thresholds
@@ -397,8 +431,10 @@ def describe_attempt(a: Mapping) -> str:
     centred = [k for k, v in a["centered"].items() if v]
     form = "centred: " + ", ".join(centred) if centred else "all non-centred"
     why = f" [{a['reason']}]" if a.get("reason") else ""
+    max_depth = a.get("max_depth", DEFAULT_MAX_DEPTH)  # fits saved before it was a setting: 10
+    depth = f", maxdepth {max_depth}" if max_depth != DEFAULT_MAX_DEPTH else ""
     return (
         f"attempt {a['attempt']}{why}: {a['chains']} x ({a['tune']} tune + {a['draws']} draws), "
-        f"target_accept {a['target_accept']:g}, {form}, seed {a['seed']}; "
+        f"target_accept {a['target_accept']:g}, {form}{depth}, seed {a['seed']}; "
         f"{a['seconds']:.1f} s -> {a['verdict']}"
     )

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from models.convergence import DEFAULT_THRESHOLDS, Convergence, check_convergence
 from models.escalation import (
+    DEFAULT_MAX_DEPTH,
     Budget,
     BudgetError,
     attempt_seed,
@@ -159,6 +160,8 @@ class Fit:
             names.append(f"sd_{block.name}")
             if f"cor_{block.name}" in post:
                 names.append(f"cor_{block.name}")
+            if f"rho_{block.name}" in post:  # a car() term (models.spatial)
+                names.append(f"rho_{block.name}")
         return names
 
     def __str__(self) -> str:
@@ -497,6 +500,7 @@ def fit(
         "tune": int(tune),
         "target_accept": float(target_accept),
         "centered": centring,
+        "max_depth": DEFAULT_MAX_DEPTH,
     }
     attempts: list[dict] = []
     flipped: set[str] = set()
@@ -627,6 +631,7 @@ def _sample(
                 current["target_accept"],
                 adaptation,
                 progressbar,
+                max_depth=current.get("max_depth", DEFAULT_MAX_DEPTH),
             )
         return _sample_pymc(
             md,
@@ -640,11 +645,23 @@ def _sample(
             seed,
             current["target_accept"],
             progressbar,
+            max_depth=current.get("max_depth", DEFAULT_MAX_DEPTH),
         )
 
 
 def _sample_nutpie(
-    md, priors, centered, draws, tune, chains, cores, seed, target_accept, adaptation, progressbar
+    md,
+    priors,
+    centered,
+    draws,
+    tune,
+    chains,
+    cores,
+    seed,
+    target_accept,
+    adaptation,
+    progressbar,
+    max_depth=DEFAULT_MAX_DEPTH,
 ):
     import nutpie
 
@@ -662,11 +679,25 @@ def _sample_nutpie(
         target_accept=target_accept,
         adaptation=adaptation,
         progress_bar=progressbar,
+        maxdepth=int(max_depth),
     )
     return idata, {**info, "sampling_seconds": time.perf_counter() - t0}
 
 
-def _sample_pymc(md, priors, centered, sampler, draws, tune, chains, cores, seed, target_accept, progressbar):
+def _sample_pymc(
+    md,
+    priors,
+    centered,
+    sampler,
+    draws,
+    tune,
+    chains,
+    cores,
+    seed,
+    target_accept,
+    progressbar,
+    max_depth=DEFAULT_MAX_DEPTH,
+):
     t0 = time.perf_counter()
     model = hierarchical_logistic(md, priors, centered=centered)
     with warnings.catch_warnings():
@@ -683,9 +714,19 @@ def _sample_pymc(md, priors, centered, sampler, draws, tune, chains, cores, seed
             nuts_sampler=sampler,
             progressbar=progressbar,
             model=model,
+            **_depth_kwargs(sampler, int(max_depth)),
         )
     total = time.perf_counter() - t0
     return idata, {"reused": False, "wall_seconds": total}
+
+
+def _depth_kwargs(sampler: str, max_depth: int) -> dict:
+    """The maximum tree depth in each PyMC-driven sampler's own spelling (nothing at the default)."""
+    if max_depth == DEFAULT_MAX_DEPTH:
+        return {}
+    if sampler == "pymc":
+        return {"max_treedepth": max_depth}
+    return {"nuts_sampler_kwargs": {"max_tree_depth": max_depth}}  # numpyro
 
 
 def sample_prior_predictive(

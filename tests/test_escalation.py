@@ -23,6 +23,7 @@ from models.escalation import (
     BudgetError,
     attempt_seed,
     choose_centring,
+    describe_attempt,
     draws_for_ess,
     fit_to_budget,
     information_ratio,
@@ -40,6 +41,7 @@ def _verdict(
     tail: float = 1000.0,
     ebfmi: float = 1.0,
     ess: float = 400.0,
+    depth_hits: int = 0,
 ) -> Convergence:
     th = {**DEFAULT_THRESHOLDS, "ess_bulk_min": ess, "ess_tail_min": ess}
     problems = []
@@ -53,6 +55,8 @@ def _verdict(
         problems.append("divergences")
     if ebfmi < th["ebfmi_min"]:
         problems.append("E-BFMI")
+    if depth_hits:
+        problems.append("tree depth")
     return Convergence(
         passed=not problems,
         max_rhat=rhat,
@@ -64,7 +68,7 @@ def _verdict(
         divergences=divergences,
         n_draws=2000,
         ebfmi=[ebfmi] * 4,
-        treedepth_hits=0,
+        treedepth_hits=depth_hits,
         problems=problems,
         thresholds=th,
     )
@@ -157,6 +161,51 @@ def test_low_ess_draws_what_the_ess_per_draw_says():
     # an ESS target above the gate's
     new, _ = next_attempt(_verdict(bulk=1000.0, ess=4000), SETTINGS, info={}, funnel={}, ess_target=4000)
     assert new["draws"] == 2500
+
+
+def test_tree_depth_hits_raise_the_maximum_depth_once():
+    kw = {"info": {}, "funnel": {}, "ess_target": 400}
+    # alone: only the depth changes
+    new, why = next_attempt(_verdict(depth_hits=1), SETTINGS, **kw)
+    assert new == {**SETTINGS, "max_depth": 12}
+    assert why == "1 transitions at the maximum tree depth: maxdepth 10 -> 12"
+    # with divergences: the geometry step and the depth together
+    new, why = next_attempt(_verdict(divergences=2, depth_hits=3), SETTINGS, **kw)
+    assert new["centered"]["age"] is False and new["max_depth"] == 12  # age: centred, not pinned
+    assert why.startswith("2 divergences") and why.endswith("maxdepth 10 -> 12")
+    # with short ESS: more draws and the depth
+    new, why = next_attempt(_verdict(bulk=200.0, depth_hits=3), SETTINGS, **kw)
+    assert (new["draws"], new["max_depth"]) == (1250, 12)
+    # at the last step: nothing more for the depth; stop when nothing else helps
+    new, why = next_attempt(_verdict(depth_hits=1), {**SETTINGS, "max_depth": 12}, **kw)
+    assert new is None and why == "1 transitions at the maximum tree depth at maxdepth 12, the last step"
+    # ... but other problems are still worked on, at the raised depth
+    new, _ = next_attempt(_verdict(bulk=200.0, depth_hits=1), {**SETTINGS, "max_depth": 12}, **kw)
+    assert (new["draws"], new["max_depth"]) == (1250, 12)
+    line = describe_attempt(
+        {
+            **SETTINGS,
+            **new,
+            "attempt": 2,
+            "reason": "",
+            "chains": 4,
+            "seed": 1,
+            "seconds": 1.0,
+            "verdict": "CONVERGED",
+        }
+    )
+    assert "maxdepth 12" in line
+    assert "maxdepth" not in describe_attempt(
+        {
+            **SETTINGS,
+            "attempt": 1,
+            "reason": "",
+            "chains": 4,
+            "seed": 1,
+            "seconds": 1.0,
+            "verdict": "CONVERGED",
+        }
+    )
 
 
 def test_budget_cuts_or_stops_the_next_attempt():
