@@ -439,7 +439,8 @@ def conditional_effects_plot(
     if by:
         ax.legend(fontsize=_RC["tick"], frameon=False)
     held = table.attrs.get("held") or {}
-    note = "Other predictors at their means (reference level if categorical); LA effects at zero."
+    la_mode = table.attrs.get("la_mode", "average LA: LA effects at zero")
+    note = f"Other predictors at their means (reference level if categorical); LA mode: {la_mode}."
     if held:
         shown = ", ".join(
             f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(held.items())[:6]
@@ -449,7 +450,10 @@ def conditional_effects_plot(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     figure_title(
-        fig, f"{title or f'{moderator} x {by}'}: posterior mean and {pct} equal-tailed band", synthetic
+        fig,
+        f"{title or f'{moderator} x {by}'}: posterior mean and {pct} equal-tailed band "
+        f"[{la_mode.split(':')[0]}]",
+        synthetic,
     )
     return save(fig, path)
 

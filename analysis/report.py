@@ -465,8 +465,8 @@ def _conditional_section(doc: _Doc, fit: Fit, ctx: _Ctx, group: str, slug: str, 
             path,
             ctx.caption(
                 f"Predicted probability of {outcome} across {area} ({ce.attrs['range']}) for values "
-                f"of {indiv}; posterior mean and {_ival(ctx.prob)}; other predictors at their means, "
-                f"{_unit(group)} effects at zero."
+                f"of {indiv}; posterior mean and {_ival(ctx.prob)}; other predictors at their means; "
+                f"LA mode: {ce.attrs['la_mode']}."
             ),
         )
         uniq = np.sort(ce[area].unique())

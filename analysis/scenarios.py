@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.summaries.intervals import DEFAULT_PROB, interval_columns
 from data.errors import DataError
+from models.la_modes import LaMode
 
 PROB = DEFAULT_PROB
 CHANGE_LOW, CHANGE_HIGH = interval_columns("eti", PROB, "change_pp_")
@@ -118,6 +119,15 @@ def subgroup_labels(table: pd.DataFrame, name: str) -> pd.Series:
     raise DataError(f"scenario: unknown subgroup {name!r}; use one of {', '.join(SUBGROUPS)} or a column")
 
 
+def subgroup_levels(name: str, labels: Iterable[Any]) -> list[Any]:
+    """The levels present in ``labels`` in the subgroup's reading order (the "gap" row is the
+    last level minus the first): the known order of `SUBGROUPS`, else sorted by text."""
+    values = np.asarray(list(labels), dtype=object)
+    present = list(pd.unique(values[pd.notna(values)]))
+    order = _ORDER.get(name, sorted(map(str, present)))
+    return sorted(present, key=lambda v: order.index(str(v)) if str(v) in order else len(order))
+
+
 def _model_columns(fit: Any) -> set[str]:
     """Data columns of the fixed part of a fit (parts of interactions included)."""
     return set(fit.md.fixed_columns)
@@ -138,6 +148,7 @@ def scenario(
     max_draws: int = 1000,
     min_cell: int = 0,
     name: str | None = None,
+    la: str = "own_la",
 ) -> pd.DataFrame:
     """Predicted change in one outcome, by subgroup, when area factors are shifted.
 
@@ -161,6 +172,10 @@ def scenario(
         Suppress subgroup cells with fewer people (use the disclosure threshold on real data).
     name : str, optional
         Model name for the table.
+    la : {"own_la", "average_la", "marginal", "new_la"}
+        Which LA effects the people are predicted with (`models.la_modes`): default each
+        person's own LA (its fitted effect). ``these_las`` is refused: choose the people's
+        LAs with ``las``.
 
     Returns
     -------
@@ -186,19 +201,20 @@ def scenario(
         rows = rows[rows["lad"].isin(las)]
     if rows.empty:
         raise DataError("scenario: no complete rows for this model in the chosen LAs")
+    mode = LaMode.parse(la)
+    if mode.kind == "these_las":
+        raise DataError("scenario: la='these_las' is not a scenario mode; choose the LAs with las=[...]")
     shifted = rows.copy()
     for s in shifts:
         shifted[s.column] = shifted[s.column] + sd_delta(s, table)
     with np.errstate(over="ignore"):
-        p0 = np.asarray(fit.predict(rows, max_draws=max_draws, seed=0))
-        p1 = np.asarray(fit.predict(shifted, max_draws=max_draws, seed=0))
+        p0 = np.asarray(fit.predict(rows, la=mode, max_draws=max_draws, seed=0))
+        p1 = np.asarray(fit.predict(shifted, la=mode, max_draws=max_draws, seed=0))
     diff = (p1 - p0) * 100
     out = []
     for sub in by:
         labels = subgroup_labels(rows, sub).to_numpy()
-        present = list(pd.unique(labels[pd.notna(labels)]))
-        order = _ORDER.get(sub, sorted(map(str, present)))
-        levels = sorted(present, key=lambda v: order.index(str(v)) if str(v) in order else len(order))
+        levels = subgroup_levels(sub, labels)
         changes: dict[str, np.ndarray] = {}
         for level in levels:
             m = labels == level
@@ -220,6 +236,8 @@ def scenario(
     result = pd.DataFrame(out).reindex(columns=COLUMNS)
     result.insert(0, "outcome", fit.md.response)
     result.insert(0, "model", name or fit.md.response)
+    result.insert(2, "la_mode", mode.kind)
+    result.attrs["la_mode"] = mode.describe()
     result.attrs["scenario"] = "; ".join(s.describe() for s in shifts)
     result.attrs["interval"] = "95% equal-tailed posterior interval of the change (percentage points)"
     result.attrs["caveat"] = CAVEAT
@@ -293,5 +311,6 @@ def scenario_plot(
         ax.set_xlabel("change, percentage points (95% ETI)", fontsize=11)
         ax.grid(True, axis="x", color="#dddddd")
     scen = result.attrs.get("scenario", "")
-    figure_title(fig, title or f"Who gains, who loses: {scen}", synthetic)
+    mode = result.attrs.get("la_mode")
+    figure_title(fig, title or f"Who gains, who loses: {scen}" + (f" [{mode}]" if mode else ""), synthetic)
     return save(fig, path)

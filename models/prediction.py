@@ -5,15 +5,21 @@ A level seen in the fit uses its posterior effect ``r_g[j]``; a level never seen
 from the population distribution of group effects, ``MvNormal(0, Sigma_g,s)`` once per
 draw and unseen level (rows sharing the unseen level share the draw), or set to zero
 (``unseen="zero"``: the typical group), or refused (``unseen="error"``).
+
+Which LA a prediction is for is named by its LA mode (``la=``, `models.la_modes`):
+``average_la``, ``marginal``, ``new_la``, ``these_las`` or ``own_la``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from models.formula import FormulaError, design_for_new_data
+from models.la_modes import LaMode, marginal_logistic
 
 
 def _stacked(post: xr.Dataset, name: str) -> np.ndarray:
@@ -25,10 +31,14 @@ def predict_proba(
     fit,
     new_data: pd.DataFrame,
     *,
+    la: str | Sequence[str] | LaMode | None = None,
+    las: Sequence[str] | None = None,
+    group: str | None = None,
     unseen: str = "population",
     include_groups: bool = True,
     seed: int | None = None,
     max_draws: int | None = None,
+    quadrature_points: int = 40,
 ) -> xr.DataArray:
     """Posterior draws of P(y = 1) for each new row.
 
@@ -36,25 +46,54 @@ def predict_proba(
     ----------
     fit : models.Fit
     new_data : pandas.DataFrame
-        Rows with every predictor and grouping column of the formula.
+        Rows with every predictor of the formula (and the grouping columns for
+        ``own_la``).
+    la : str, sequence of str or LaMode, optional
+        Which LA the prediction is for (`models.la_modes`): ``"average_la"`` (LA effects
+        at zero), ``"marginal"`` (integrated over the fitted LA distribution),
+        ``"new_la"`` (one unseen LA per draw), ``"these_las"`` (with ``las``; each row
+        predicted in each named LA), ``"own_la"`` (each row's own LA). Default:
+        ``"own_la"``, or ``"average_la"`` when ``include_groups`` is False.
+    las : sequence of str, optional
+        The LA codes of ``these_las``.
+    group : str, optional
+        The grouping factor the named LAs belong to (default ``lad``, else the only one).
     unseen : {"population", "zero", "error"}
-        What to do for a level of a grouping factor that the fit did not see.
+        ``own_la`` only: a level of a grouping factor that the fit did not see.
     include_groups : bool
-        False gives population-level predictions (all group effects zero).
+        Kept for callers without ``la``: False is ``la="average_la"``.
     seed : int, optional
-        Seed for the draws of unseen group effects (same seed, same output).
+        Seed for the draws of unseen or new group effects (same seed, same output).
     max_draws : int, optional
         Thin to at most this many posterior draws.
+    quadrature_points : int
+        Gauss-Hermite nodes of ``marginal``.
 
     Returns
     -------
     xarray.DataArray
-        Dims ``("sample", "row")``.
+        Dims ``("sample", "row")``; ``attrs["la_mode"]`` names the mode. For ``these_las``
+        the rows are ``new_data`` repeated for each named LA (LA by LA), with the LA of
+        each row in the coordinate ``la``.
     """
     if unseen not in ("population", "zero", "error"):
         raise ValueError(f"unseen must be 'population', 'zero' or 'error', got {unseen!r}")
+    mode = LaMode.parse(("own_la" if include_groups else "average_la") if la is None else la, las)
     md = fit.md
     post = fit.posterior()
+    la_coord, factor = None, None
+    if mode.kind == "these_las":
+        factor = _mode_factor(md, group)
+        known = set().union(*(b.levels for b in md.blocks if b.factor == factor))
+        missing = [c for c in mode.las if c not in known]
+        if missing:
+            raise FormulaError(
+                f"la='these_las': {', '.join(missing[:5])} not among the fitted levels of {factor!r}; "
+                "use la='new_la' for an LA without respondents"
+            )
+        parts = [new_data.assign(**{factor: code}) for code in mode.las]
+        la_coord = np.repeat(np.asarray(mode.las, dtype=object), len(new_data))
+        new_data = pd.concat(parts)
     X_new, Z_new = design_for_new_data(md, new_data)
     n_samples = post.sizes["chain"] * post.sizes["draw"]
     keep = np.arange(n_samples)
@@ -68,11 +107,57 @@ def predict_proba(
         b = _stacked(post, "b")[keep]
         eta += b @ X_new[:, slope_cols].T
     rng = np.random.default_rng(seed)
-    if include_groups:
-        for block, Z in zip(md.blocks, Z_new, strict=True):
-            eta += _block_effect(block, Z, new_data, post, keep, unseen, rng)
-    probs = 1.0 / (1.0 + np.exp(-eta))
-    return xr.DataArray(probs, dims=("sample", "row"), coords={"row": np.asarray(new_data.index)})
+    var = np.zeros_like(eta)
+    for block, Z in zip(md.blocks, Z_new, strict=True):
+        if mode.kind == "own_la" or (mode.kind == "these_las" and block.factor == factor):
+            policy = unseen if mode.kind == "own_la" else "error"
+            eta += _block_effect(block, Z, new_data, post, keep, policy, rng)
+        elif mode.kind == "new_la":
+            chol = _block_cholesky(block, post, keep)
+            u = np.einsum("skl,sl->sk", chol, rng.standard_normal(chol.shape[:2]))
+            eta += np.einsum("sk,nk->sn", u, Z)
+        elif mode.kind == "marginal":
+            chol = _block_cholesky(block, post, keep)
+            cov = chol @ np.swapaxes(chol, 1, 2)
+            var += np.einsum("nk,skl,nl->sn", Z, cov, Z)
+    if mode.kind == "marginal":
+        probs = marginal_logistic(eta, var, points=quadrature_points)
+    else:
+        with np.errstate(over="ignore"):
+            probs = 1.0 / (1.0 + np.exp(-eta))
+    coords: dict = {"row": np.asarray(new_data.index)}
+    if la_coord is not None:
+        coords["la"] = ("row", la_coord)
+    out = xr.DataArray(probs, dims=("sample", "row"), coords=coords)
+    out.attrs["la_mode"] = mode.kind
+    out.attrs["la_mode_description"] = mode.describe()
+    return out
+
+
+def _mode_factor(md, group: str | None) -> str:
+    """The grouping factor named LAs belong to: ``group``, else ``lad``, else the only one."""
+    factors = list(dict.fromkeys(b.factor for b in md.blocks))
+    if group is not None:
+        if group not in factors:
+            raise FormulaError(f"{group!r} is not a grouping factor of {md.formula!r} (factors: {factors})")
+        return group
+    if "lad" in factors:
+        return "lad"
+    if len(factors) == 1:
+        return factors[0]
+    raise FormulaError(f"name the grouping factor of the LAs (group=...): the model has {factors}")
+
+
+def _block_cholesky(block, post, keep) -> np.ndarray:
+    """Cholesky factor of each draw's covariance of the block's effects, (S, k, k)."""
+    sd = _stacked(post, f"sd_{block.name}")[keep]  # (S, k)
+    S, k = sd.shape
+    if f"cor_{block.name}" in post:
+        cor = _stacked(post, f"cor_{block.name}")[keep]  # (S, k, k)
+    else:
+        cor = np.broadcast_to(np.eye(k), (S, k, k))
+    cov = sd[:, :, None] * cor * sd[:, None, :]
+    return np.linalg.cholesky(cov + 1e-12 * np.eye(k))
 
 
 def _block_effect(block, Z, new_data, post, keep, unseen, rng) -> np.ndarray:
@@ -97,13 +182,7 @@ def _block_effect(block, Z, new_data, post, keep, unseen, rng) -> np.ndarray:
         if unseen == "error":
             raise FormulaError(f"levels {new_levels[:5]} of {block.factor!r} were not in the fitted data")
         if unseen == "population":
-            sd = _stacked(post, f"sd_{block.name}")[keep]  # (S, k)
-            if f"cor_{block.name}" in post:
-                cor = _stacked(post, f"cor_{block.name}")[keep]  # (S, k, k)
-            else:
-                cor = np.broadcast_to(np.eye(k), (S, k, k))
-            cov = sd[:, :, None] * cor * sd[:, None, :]
-            chol = np.linalg.cholesky(cov + 1e-12 * np.eye(k))
+            chol = _block_cholesky(block, post, keep)
             draws = rng.standard_normal((S, len(new_levels), k))
             new_eff = np.einsum("skl,snl->snk", chol, draws)
             pos = {lv: m for m, lv in enumerate(new_levels)}

@@ -72,8 +72,10 @@ from analysis.summaries.predictions import (
     average_marginal_effect,
     conditional_effects,
     is_binary,
+    la_factor,
     moderator_range,
     predicted_probabilities,
+    resolve_la_mode,
     summarise_probabilities,
 )
 from analysis.summaries.statements import (
@@ -113,6 +115,7 @@ __all__ = [
     "interval_bounds",
     "interval_columns",
     "is_binary",
+    "la_factor",
     "level_counts",
     "moderator_range",
     "nearly_constant_within",
@@ -124,6 +127,7 @@ __all__ = [
     "probability_statements",
     "recovery",
     "reference_values",
+    "resolve_la_mode",
     "response_columns",
     "stamp",
     "statement_operand",
