@@ -82,7 +82,15 @@ CACHE_DIR_ENV = "SAMEPLACE_CACHE_DIR"
 SWITCH_ENV = "SAMEPLACE_COMPILE_CACHE"
 LOCK_TIMEOUT_S = 900.0
 """Longest wait for another process compiling the same structure; then compile anyway."""
-CODE_FILES = ("logistic.py", "sampling_form.py", "ops.py", "kernels.py", "priors.py", "compiled.py")
+CODE_FILES = (
+    "logistic.py",
+    "sampling_form.py",
+    "ops.py",
+    "kernels.py",
+    "priors.py",
+    "compiled.py",
+    "spatial.py",
+)
 """Modules of `models` whose code shapes the compiled model (their hash is in the key)."""
 _FORMAT = 1
 _MAGIC = b"sameplace-compiled-model\n"

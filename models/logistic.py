@@ -18,7 +18,9 @@ intercept on the original scale is recovered as a deterministic, as brms does.
 
 Names in the posterior: ``Intercept``, ``b`` (dim ``coef``), and per block ``sd_<g>``
 (dim ``<g>_term``), ``cor_<g>`` (``<g>_term`` x ``<g>_term2``), ``r_<g>`` (levels of the
-factor x ``<g>_term``).
+factor x ``<g>_term``). A spatial term ``car(g, type = "bym2")`` makes ``r_<g>`` from the
+BYM2 model of `models.spatial` (also ``rho_<g>``, ``phi_<g>``, ``theta_<g>``); the
+likelihood reads it like any random intercept.
 
 Sampling model. nutpie samples ``hierarchical_logistic(..., fast_likelihood=True)``
 (`models.compiled`): the same priors and parameters, with the observed ``y`` replaced by a
@@ -56,6 +58,7 @@ from models.sampling_form import (  # the sampling form lives in its own module
     centred_design,
     sampling_likelihood,
 )
+from models.spatial import bym2_effects, spatial_coords
 
 
 def model_coords(md: ModelData) -> dict[str, list[str]]:
@@ -68,6 +71,8 @@ def model_coords(md: ModelData) -> dict[str, list[str]]:
         coords[block.dim] = block.levels
         coords[block.term_dim] = block.terms
         coords[f"{block.name}_term2"] = block.terms
+        if block.spatial:
+            coords.update(spatial_coords(block))
     return coords
 
 
@@ -148,7 +153,12 @@ def hierarchical_logistic(
                 pm.Deterministic("Intercept", intercept_c - pt.dot(x_bar, b))
             else:
                 pm.Deterministic("Intercept", intercept_c)
-        effects = [_group_effects(block, priors, centered=by_block[block.name]) for block in md.blocks]
+        effects = [
+            bym2_effects(block, priors)  # car(g, type = "bym2"): models.spatial
+            if block.spatial
+            else _group_effects(block, priors, centered=by_block[block.name])
+            for block in md.blocks
+        ]
         if fast_likelihood:
             sampling_likelihood(md, Xc, b, intercept_c, effects)
         else:

@@ -14,6 +14,8 @@ parameter           default                            meaning
                                                        per standard deviation of its predictor
 ``sd_<group>``      ``halfnormal(1)``                  SD of each varying effect (log-odds)
 ``cor_<group>``     ``lkj(2)``                         correlation matrix of a block's effects
+``rho_<group>``     ``beta(0.5, 0.5)``                 spatial share of the variance of a
+                                                       ``car()`` term (BYM2, `models.spatial`)
 ==================  =================================  ==========================================
 
 Override any of them with a dict: ``{"b[age50]": "normal(0, 1)", "b": "normal(0, 1)",
@@ -42,6 +44,7 @@ _FAMILIES = {
     "halfstudent_t": ("nu", "sigma"),
     "exponential": ("lam",),
     "lkj": ("eta",),
+    "beta": ("alpha", "beta"),
 }
 _POSITIVE = {"halfnormal", "halfstudent_t", "exponential"}
 
@@ -79,7 +82,7 @@ class Prior:
             )
         names = _FAMILIES[family]
         for n, v in zip(names, params, strict=True):
-            if n in ("sigma", "nu", "lam", "eta") and not v > 0:
+            if n in ("sigma", "nu", "lam", "eta", "alpha", "beta") and not v > 0:
                 raise PriorError(f"prior {text!r}: {n} must be positive, got {v:g}")
             if not np.isfinite(v):
                 raise PriorError(f"prior {text!r}: {n} must be a finite number, got {v:g}")
@@ -101,6 +104,8 @@ class Prior:
             return pm.HalfStudentT(name, **kw, **kwargs)
         if self.family == "exponential":
             return pm.Exponential(name, **kw, **kwargs)
+        if self.family == "beta":
+            return pm.Beta(name, **kw, **kwargs)
         raise PriorError(f"{self} cannot be used for {name!r}")
 
     def dist_unnamed(self, shape: int):
@@ -136,6 +141,8 @@ def default_priors(md: ModelData) -> dict[str, Prior]:
         priors[f"sd_{block.name}"] = Prior("halfnormal", (1.0,))
         if block.correlated:
             priors[f"cor_{block.name}"] = Prior("lkj", (2.0,))
+        if block.spatial:  # car(g, type = "bym2"): share of the variance that is spatial
+            priors[f"rho_{block.name}"] = Prior("beta", (0.5, 0.5))
     return priors
 
 
@@ -189,6 +196,8 @@ def _check_family(name: str, p: Prior, key: str) -> None:
     """The family must suit the parameter (``key`` is the name the user wrote)."""
     if name.startswith("sd_") and p.family not in _POSITIVE:
         raise PriorError(f"prior for {key!r} must be positive-valued (halfnormal, exponential, ...), got {p}")
+    if name.startswith("rho_") and p.family != "beta":
+        raise PriorError(f"prior for {key!r} must be beta(alpha, beta), got {p}")
     if name.startswith("cor_") and p.family != "lkj":
         raise PriorError(f"prior for {key!r} must be lkj(eta), got {p}")
     if (name.startswith("b[") or name == "Intercept") and p.family not in ("normal", "student_t"):

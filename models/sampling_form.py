@@ -24,6 +24,7 @@ from scipy.special import gammaln
 from models.formula import ModelData
 from models.ops import glmm_loglik
 from models.priors import Prior
+from models.spatial import bym2_layout
 
 
 def centred_design(md: ModelData) -> tuple[np.ndarray, np.ndarray]:
@@ -343,4 +344,7 @@ def structure_key(
         ],
         "priors": {k: str(v) for k, v in priors.items() if not (fixed_normal and k.startswith("b["))},
     }
+    spatial = [(b.name, b.spatial, bym2_layout(b).key()) for b in md.blocks if b.spatial]
+    if spatial:  # car() terms: the graph and the levels' places on it are in the compiled model
+        spec["spatial"] = spatial
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]

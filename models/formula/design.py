@@ -86,6 +86,10 @@ class GroupBlock:
         Where each varying term comes from (R's names included).
     bar : int
         Position of its bar in the formula (``(1 | a/b)`` makes two blocks of one bar).
+    spatial : dict
+        Empty for exchangeable effects; the options of a ``car(lad, type = "bym2")`` term
+        (`models.formula.terms.CAR_OPTIONS`) for a spatially structured intercept
+        (`models.spatial`).
     """
 
     name: str
@@ -98,6 +102,7 @@ class GroupBlock:
     expr: str
     columns: list[DesignColumn] = field(default_factory=list)
     bar: int = 0
+    spatial: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_levels(self) -> int:
@@ -440,6 +445,7 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
                     expr=bar.expr_text,
                     columns=zcols,
                     bar=k,
+                    spatial=dict(bar.spatial),
                 )
             )
 

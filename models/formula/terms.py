@@ -25,6 +25,7 @@ from models.formula.syntax import (
     Name,
     Num,
     Paren,
+    Str,
     Unary,
     deparse,
     names_in,
@@ -118,12 +119,17 @@ class Bar:
         The grouping factors it makes: ``a/b`` -> ``("a", "a:b")``.
     correlated : bool
         False for ``||``.
+    spatial : tuple of (str, str)
+        Empty for an exchangeable bar. For a spatial term ``car(lad, type = "bym2")`` its
+        options (``type``, ``graph``, ``islands``; `CAR_OPTIONS`): a random intercept whose
+        levels are nodes of an adjacency graph (`models.spatial`).
     """
 
     expr: Any
     group: str
     factors: tuple[str, ...]
     correlated: bool
+    spatial: tuple[tuple[str, str], ...] = ()
 
     @property
     def expr_text(self) -> str:
@@ -131,6 +137,12 @@ class Bar:
 
     @property
     def text(self) -> str:
+        if self.spatial:
+            opts = dict(self.spatial)
+            shown = [f'type = "{opts["type"]}"'] + [
+                f'{k} = "{v}"' for k, v in self.spatial if k != "type" and v != CAR_OPTIONS[k][0]
+            ]
+            return f"car({self.group}, {', '.join(shown)})"
         return f"({self.expr_text} {'|' if self.correlated else '||'} {self.group})"
 
     @property
@@ -258,7 +270,10 @@ class FormulaTerms:
 
     @property
     def r_formula(self) -> str:
-        """The same model in lme4's spelling, for ``glmer`` and ``model.matrix``."""
+        """The same model in lme4's spelling, for ``glmer`` and ``model.matrix``.
+
+        lme4 has no spatial term: ``car(lad, type = "bym2")`` is written ``(1 | lad)``, its
+        exchangeable twin (same total LA variation, no neighbourhood structure)."""
         parts = [deparse(self.fixed)] if self.fixed is not None else []
         parts += [f"({deparse(b.expr)} {'|' if b.correlated else '||'} {b.group})" for b in self.bars]
         rhs = " + ".join(parts) if parts else "1"
@@ -425,6 +440,16 @@ def _split_bars(rhs: Any, formula: str) -> tuple[Any, list[Bar]]:
     fixed_parts: list[tuple[str, Any]] = []
     bars: list[Bar] = []
     for sign, node in _sum_terms(rhs):
+        if isinstance(node, Call) and node.func == "car":
+            if sign == "-":
+                raise FormulaError(f"a spatial term cannot be subtracted: -{deparse(node)} in {formula!r}")
+            bars.append(_car_bar(node))
+            continue
+        if any(isinstance(n, Call) and n.func == "car" for n in _all_nodes(node)):
+            raise FormulaError(
+                f"the spatial term in {deparse(node)!r} must stand alone, added with '+', "
+                'e.g. y ~ x + car(lad, type = "bym2")'
+            )
         if _is_bar(node):
             if sign == "-":
                 raise FormulaError(
@@ -444,6 +469,42 @@ def _split_bars(rhs: Any, formula: str) -> tuple[Any, list[Bar]]:
     for sign, part in fixed_parts[1:]:
         node = BinOp(sign, node, part)
     return node, bars
+
+
+#: Options of the spatial term ``car(group, type = ...)``, each with its allowed values (the
+#: first is the default; ``type`` must be given, as in brms). ``graph``: ``"gb"`` the 2019
+#: GB LA adjacency graph (every LA on it gets an effect), ``"observed"`` the graph among the
+#: levels in the data only. ``islands``: LAs without a land neighbour ``"join"`` their
+#: nearest mainland LA by centroid, or stay ``"singleton"`` (unstructured effect only).
+CAR_OPTIONS: dict[str, tuple[str, ...]] = {
+    "type": ("bym2",),
+    "graph": ("gb", "observed"),
+    "islands": ("join", "singleton"),
+}
+
+
+def _car_bar(node: Call) -> Bar:
+    """``car(lad, type = "bym2")``: a spatially structured random intercept of ``lad``."""
+    text = deparse(node)
+    if len(node.args) != 1 or not isinstance(node.args[0], Name):
+        raise FormulaError(
+            f"{text}: car() takes the grouping column as its one positional argument, "
+            'e.g. car(lad, type = "bym2")'
+        )
+    opts = {k: v[0] for k, v in CAR_OPTIONS.items()}
+    given = set()
+    for key, value in node.kwargs:
+        if key not in CAR_OPTIONS:
+            raise FormulaError(f"{text}: unknown option {key!r}; car() takes {', '.join(CAR_OPTIONS)}")
+        if not isinstance(value, Str) or value.value not in CAR_OPTIONS[key]:
+            allowed = ", ".join(f'"{v}"' for v in CAR_OPTIONS[key])
+            raise FormulaError(f"{text}: {key} must be one of {allowed}, got {deparse(value)}")
+        opts[key] = value.value
+        given.add(key)
+    if "type" not in given:
+        raise FormulaError(f'{text}: give the type, e.g. car(lad, type = "bym2") (the one type supported)')
+    group = node.args[0].id
+    return Bar(Num("1"), r_name(group), (group,), True, spatial=tuple(opts.items()))
 
 
 def _all_nodes(node: Any):

@@ -1,0 +1,361 @@
+"""Spatially structured group effects: the BYM2 model on an adjacency graph.
+
+A term ``car(lad, type = "bym2")`` in a formula (brms's spelling) is a random intercept of
+``lad`` whose levels are nodes of an adjacency graph (by default the 371 GB local
+authorities of 2019 and the LAs they share a border with, ``data/la/lad19_adjacency.csv``).
+For node i (Riebler et al. 2016, "An intuitive Bayesian spatial model for disease mapping
+that accounts for scaling"):
+
+    r_i     = sigma * ( sqrt(rho / s_c(i)) * phi_i + sqrt(1 - rho) * theta_i )
+
+    phi     ~ ICAR:  log p(phi) = -1/2 sum_{i ~ j} (phi_i - phi_j)^2        (sparse form)
+                     sum_{i in c} phi_i ~ Normal(0, 0.001 n_c)  for each component c
+    theta_i ~ Normal(0, 1)
+    rho     ~ Beta(0.5, 0.5)                 (prior ``rho_<g>``)
+    sigma   ~ HalfNormal(1)                  (prior ``sd_<g>``, like every group SD)
+
+``s_c`` scales the ICAR of each connected component c so that its typical marginal
+variance is 1: the geometric mean of the diagonal of the generalised inverse of the
+component's ICAR precision Q_c = D_c - W_c (`icar_scaling`). Then ``sigma`` is the SD of
+the total effect whatever the graph, and ``rho`` the share of its variance that is
+spatially structured. A node without neighbours (a *singleton*: an island left alone, or a
+level whose neighbours are not in an ``"observed"`` graph) has no ICAR part:
+``r_i = sigma * theta_i``.
+
+Islands (``islands =``): the six GB LAs without a land border (Isle of Wight, Isles of
+Scilly, Na h-Eileanan Siar, Orkney, Shetland, Anglesey) are joined to their nearest
+mainland LA by centroid (``"join"``, the default: one connected graph), or stay singletons
+(``"singleton"``).
+
+Graph (``graph =``): ``"gb"`` (default) keeps every LA of the graph, also those without
+respondents: their ``phi`` and ``theta`` are sampled (from the prior, tied to their
+neighbours), so the neighbourhood structure of the LAs with data is the real one.
+``"observed"`` uses the graph among the levels present in the data only (a region, or a
+non-GB graph of levels that are all on the GB graph).
+
+Posterior names (block ``g``, usually ``lad``): ``rho_<g>``, ``sd_<g>`` (dim ``<g>_term``),
+``phi_<g>`` (the ICAR part, unscaled, over ``<g>_structured``: the nodes in components of
+two or more), ``theta_<g>`` (over ``<g>_node``: every node), ``r_<g>`` (the total effect
+of the levels in the data, dims ``<g>`` x ``<g>_term``, read by the likelihood exactly like
+a random intercept). The structured part of a level's effect in log-odds is
+``sd * sqrt(rho / s) * phi``, the unstructured ``sd * sqrt(1 - rho) * theta``
+(`analysis.spatial.bym2_parts`).
+
+The numpy core (graph, scaling, simulation) imports no PyMC, so the synthetic generator
+can use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from models.formula import FormulaError, GroupBlock
+
+#: Where the packaged LA files are (``data/la`` of this project).
+LA_DIR = Path(__file__).resolve().parents[1] / "data" / "la"
+#: SD of the soft sum-to-zero constraint on each component, per node.
+SUM_TO_ZERO_SD = 0.001
+#: Default prior of the mixing proportion rho.
+RHO_PRIOR = ("beta", (0.5, 0.5))
+
+
+@dataclass(frozen=True)
+class AdjacencyGraph:
+    """An undirected graph of named nodes.
+
+    Attributes
+    ----------
+    nodes : tuple of str
+        Node names (LA codes), in the order of every per-node array.
+    edges : numpy.ndarray
+        Shape (edges, 2): positions ``i < j`` of each neighbouring pair, sorted, no duplicates.
+    """
+
+    nodes: tuple[str, ...]
+    edges: np.ndarray
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.nodes)
+
+    def components(self) -> np.ndarray:
+        """Connected-component label of every node (0, 1, ...; the largest first)."""
+        n = self.n_nodes
+        w = coo_matrix((np.ones(len(self.edges)), (self.edges[:, 0], self.edges[:, 1])), shape=(n, n))
+        _, labels = connected_components(w, directed=False)
+        sizes = np.bincount(labels)
+        order = np.argsort(-sizes, kind="stable")
+        return np.argsort(order)[labels]
+
+    def adjacency(self) -> np.ndarray:
+        """Dense 0/1 adjacency matrix W (symmetric)."""
+        w = np.zeros((self.n_nodes, self.n_nodes))
+        w[self.edges[:, 0], self.edges[:, 1]] = 1.0
+        return w + w.T
+
+    def restrict(self, keep: list[str] | tuple[str, ...]) -> AdjacencyGraph:
+        """The graph among ``keep`` (in that order): edges with both ends kept."""
+        pos = {c: i for i, c in enumerate(self.nodes)}
+        missing = [c for c in keep if c not in pos]
+        if missing:
+            raise ValueError(f"not nodes of the graph: {missing[:5]}")
+        new = {c: i for i, c in enumerate(keep)}
+        names = np.array(self.nodes)
+        ends = zip(names[self.edges[:, 0]], names[self.edges[:, 1]], strict=True)
+        pairs = [(new[a], new[b]) for a, b in ends if a in new and b in new]
+        return make_graph(tuple(keep), pairs)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256("\n".join(self.nodes).encode())
+        h.update(np.ascontiguousarray(self.edges, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+def make_graph(nodes: tuple[str, ...], pairs) -> AdjacencyGraph:
+    """An `AdjacencyGraph` from node names and (i, j) position pairs (order and duplicates free)."""
+    e = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
+    if len(e) and (e[:, 0] == e[:, 1]).any():
+        raise ValueError("a node cannot neighbour itself")
+    e = np.unique(np.sort(e, axis=1), axis=0)
+    return AdjacencyGraph(tuple(nodes), e)
+
+
+def read_graph(
+    adjacency: str | Path, islands_file: str | Path | None = None, islands: str = "join"
+) -> AdjacencyGraph:
+    """Read an edge list (``lad19cd_a``, ``lad19cd_b``) and, with ``islands="join"``, add an
+    edge from each island (``lad19cd``) to its ``nearest_mainland_lad19cd`` (by centroid)."""
+    edges = pd.read_csv(adjacency, dtype=str)
+    a, b = edges["lad19cd_a"].to_numpy(), edges["lad19cd_b"].to_numpy()
+    extra_nodes: list[str] = []
+    if islands_file is not None:
+        isl = pd.read_csv(islands_file, dtype=str)
+        extra_nodes = list(isl["lad19cd"])
+        if islands == "join":
+            a = np.concatenate([a, isl["lad19cd"].to_numpy()])
+            b = np.concatenate([b, isl["nearest_mainland_lad19cd"].to_numpy()])
+        elif islands != "singleton":
+            raise ValueError(f"islands must be 'join' or 'singleton', got {islands!r}")
+    nodes = tuple(sorted(set(a) | set(b) | set(extra_nodes)))
+    pos = {c: i for i, c in enumerate(nodes)}
+    return make_graph(nodes, zip([pos[x] for x in a], [pos[x] for x in b], strict=True))
+
+
+@functools.lru_cache(maxsize=4)
+def gb_lad_graph(islands: str = "join") -> AdjacencyGraph:
+    """The 2019 GB LA graph (371 LAs, 933 shared borders; `LA_DIR`), islands joined to
+    their nearest mainland LA by centroid (``"join"``: one component) or left alone
+    (``"singleton"``: the mainland and six single islands)."""
+    return read_graph(LA_DIR / "lad19_adjacency.csv", LA_DIR / "lad19_adjacency_islands.csv", islands)
+
+
+def icar_precision(graph: AdjacencyGraph) -> np.ndarray:
+    """The ICAR precision Q = D - W (dense; D the number of neighbours)."""
+    w = graph.adjacency()
+    return np.diag(w.sum(axis=1)) - w
+
+
+def icar_scaling(graph: AdjacencyGraph) -> np.ndarray:
+    """Riebler et al.'s scaling factor of every node's component (NaN for singletons).
+
+    For each connected component c of two or more nodes, ``s_c`` is the geometric mean of
+    the marginal variances of the ICAR under its sum-to-zero constraint: the diagonal of
+    the generalised (Moore-Penrose) inverse of Q_c, whose null space is the constant vector.
+    """
+    labels = graph.components()
+    q = icar_precision(graph)
+    s = np.full(graph.n_nodes, np.nan)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 2:
+            continue
+        cov = np.linalg.pinv(q[np.ix_(idx, idx)], hermitian=True)
+        s[idx] = np.exp(np.mean(np.log(np.diag(cov))))
+    return s
+
+
+def icar_log_density(phi, node1, node2):
+    """The ICAR's log density up to a constant, ``-1/2 sum_{i ~ j} (phi_i - phi_j)^2``
+    (numpy or PyTensor)."""
+    return -0.5 * ((phi[node1] - phi[node2]) ** 2).sum()
+
+
+@dataclass(frozen=True)
+class BYM2Layout:
+    """Everything the BYM2 effect of one block needs, fixed by the graph and the levels.
+
+    Attributes
+    ----------
+    graph : AdjacencyGraph
+        The graph used (all GB LAs, or those in the data).
+    structured : numpy.ndarray
+        Positions of the nodes in components of two or more (they have ``phi``).
+    node1, node2 : numpy.ndarray
+        Each edge's ends, as positions in ``structured``.
+    component : numpy.ndarray
+        Component (0, 1, ...) of each structured node.
+    scale : numpy.ndarray
+        ``s`` of each structured node's component (`icar_scaling`).
+    singleton : numpy.ndarray
+        1.0 for nodes without neighbours (unstructured effect only), else 0.0.
+    level_pos : numpy.ndarray
+        Position in the graph of each level of the block, in the block's order.
+    """
+
+    graph: AdjacencyGraph
+    structured: np.ndarray
+    node1: np.ndarray
+    node2: np.ndarray
+    component: np.ndarray
+    scale: np.ndarray
+    singleton: np.ndarray
+    level_pos: np.ndarray
+
+    @property
+    def n_components(self) -> int:
+        return int(self.component.max()) + 1 if len(self.component) else 0
+
+    def key(self) -> str:
+        """What the compiled model depends on: graph, components and the levels' places."""
+        h = hashlib.sha256(self.graph.fingerprint().encode())
+        h.update(np.ascontiguousarray(self.level_pos, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+def graph_layout(graph: AdjacencyGraph, level_pos: np.ndarray) -> BYM2Layout:
+    """The `BYM2Layout` of a graph and the graph positions of a block's levels."""
+    labels = graph.components()
+    sizes = np.bincount(labels)
+    singleton = (sizes[labels] < 2).astype(float)
+    structured = np.flatnonzero(singleton == 0)
+    where = np.full(graph.n_nodes, -1)
+    where[structured] = np.arange(len(structured))
+    _, component = np.unique(labels[structured], return_inverse=True)
+    return BYM2Layout(
+        graph=graph,
+        structured=structured,
+        node1=where[graph.edges[:, 0]],
+        node2=where[graph.edges[:, 1]],
+        component=component.ravel(),
+        scale=icar_scaling(graph)[structured],
+        singleton=singleton,
+        level_pos=np.asarray(level_pos, dtype=np.int64),
+    )
+
+
+def bym2_layout(block: GroupBlock) -> BYM2Layout:
+    """The layout of a ``car(g, type = "bym2")`` block: its graph (from the term's options)
+    and where each level of the data sits on it.
+
+    Raises
+    ------
+    FormulaError
+        A level of the data that is not a node of the graph (e.g. an LA code that is not a
+        2019 GB code), named with the term.
+    """
+    opts = block.spatial
+    full = gb_lad_graph(opts.get("islands", "join"))
+    pos = {c: i for i, c in enumerate(full.nodes)}
+    unknown = [lv for lv in block.levels if lv not in pos]
+    if unknown:
+        raise FormulaError(
+            f'car({block.factor}, type = "{opts.get("type")}"): {len(unknown)} level(s) of '
+            f"{block.factor!r} are not 2019 GB LA codes on the adjacency graph (first: "
+            f"{unknown[0]!r}); map the codes to 2019 LADs (data.areas) or drop those rows"
+        )
+    if opts.get("graph", "gb") == "observed":
+        graph = full.restrict(list(block.levels))
+        return graph_layout(graph, np.arange(block.n_levels))
+    return graph_layout(full, np.array([pos[lv] for lv in block.levels]))
+
+
+def simulate_icar(graph: AdjacencyGraph, rng: np.random.Generator) -> np.ndarray:
+    """One exact draw of the ICAR (precision Q = D - W, sum zero in each component);
+    0 for singletons. Unscaled: divide by ``sqrt(icar_scaling(graph))`` for marginal variance ~1."""
+    labels = graph.components()
+    q = icar_precision(graph)
+    phi = np.zeros(graph.n_nodes)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < 2:
+            continue
+        lam, vec = np.linalg.eigh(q[np.ix_(idx, idx)])
+        keep = lam > 1e-9 * lam.max()
+        phi[idx] = vec[:, keep] @ (rng.standard_normal(int(keep.sum())) / np.sqrt(lam[keep]))
+    return phi
+
+
+def simulate_bym2(
+    graph: AdjacencyGraph, sd: float, rho: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Draw BYM2 effects on a graph with known ``sd`` and ``rho``.
+
+    Returns
+    -------
+    dict
+        ``effect`` (total, per node), ``structured`` (``sd sqrt(rho/s) phi``),
+        ``unstructured`` (``sd sqrt(1-rho) theta``; ``sd theta`` for singletons), ``phi``,
+        ``theta``.
+    """
+    s = icar_scaling(graph)
+    phi = simulate_icar(graph, rng)
+    theta = rng.standard_normal(graph.n_nodes)
+    single = np.isnan(s)
+    structured = np.where(single, 0.0, sd * np.sqrt(rho / np.where(single, 1.0, s)) * phi)
+    unstructured = sd * np.where(single, 1.0, np.sqrt(1.0 - rho)) * theta
+    return {
+        "effect": structured + unstructured,
+        "structured": structured,
+        "unstructured": unstructured,
+        "phi": phi,
+        "theta": theta,
+    }
+
+
+# --------------------------------------------------------------------------- the PyMC term
+
+
+def spatial_coords(block: GroupBlock) -> dict[str, list[str]]:
+    """Coordinates of a spatial block's graph dimensions (``<g>_node``, ``<g>_structured``)."""
+    lay = bym2_layout(block)
+    nodes = list(lay.graph.nodes)
+    return {f"{block.name}_node": nodes, f"{block.name}_structured": [nodes[i] for i in lay.structured]}
+
+
+def bym2_effects(block: GroupBlock, priors: dict):
+    """The BYM2 effects ``r_<g>`` (levels x 1) of a ``car()`` block, inside a PyMC model.
+
+    Parameters ``rho_<g>``, ``sd_<g>``, ``phi_<g>``, ``theta_<g>`` as in the module
+    docstring; the ICAR density and the per-component sum-to-zero constraints enter as
+    potentials (``icar_<g>``, ``icar_sum_<g>``).
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    g = block.name
+    lay = bym2_layout(block)
+    rho = priors[f"rho_{g}"].dist(f"rho_{g}")
+    sd = priors[f"sd_{g}"].dist(f"sd_{g}", dims=block.term_dim)
+    theta = pm.Normal(f"theta_{g}", 0.0, 1.0, dims=f"{g}_node")
+    mixed = pt.sqrt(1.0 - rho) * (1.0 - lay.singleton) * theta + lay.singleton * theta
+    if len(lay.structured):
+        phi = pm.Flat(f"phi_{g}", dims=f"{g}_structured")
+        pm.Potential(f"icar_{g}", icar_log_density(phi, lay.node1, lay.node2))
+        sizes = np.bincount(lay.component).astype(float)
+        member = np.zeros((len(sizes), len(lay.structured)))
+        member[lay.component, np.arange(len(lay.structured))] = 1.0
+        sums = pt.dot(member, phi) / (SUM_TO_ZERO_SD * sizes)
+        pm.Potential(f"icar_sum_{g}", -0.5 * (sums**2).sum())
+        structured = pt.zeros(lay.graph.n_nodes)
+        structured = pt.set_subtensor(structured[lay.structured], pt.sqrt(rho / lay.scale) * phi)
+        mixed = mixed + structured
+    r = sd[0] * mixed[lay.level_pos]
+    return pm.Deterministic(f"r_{g}", r[:, None], dims=(block.dim, block.term_dim))
