@@ -34,6 +34,7 @@ from data.errors import DataError
 __all__ = [
     "LA_DIR",
     "PUBLISHED_AREA_COLUMNS",
+    "JOINED_LA_FILES",
     "load_la_covariates",
     "harmonise_la_code",
     "harmonise_la_codes",
@@ -66,6 +67,30 @@ PUBLISHED_AREA_COLUMNS: dict[str, tuple[str, str, str]] = {
         "IMD score (higher = more deprived)",
         "English Index of Multiple Deprivation 2019, LA average score (England only)",
     ),
+    "area_gdhi": (
+        "gdhi_per_head_gbp_2016",
+        "GBP per head per year",
+        "ONS gross disposable household income per head, 2016 (the published LA income; experimental "
+        "statistics)",
+    ),
+    "area_turnover": (
+        "turnover_per_100_2018_19",
+        "migrants per 100 residents per year",
+        "ONS population turnover mid-2018 to mid-2019: internal + international in- and out-migrants "
+        "per 100 residents",
+    ),
+}
+
+#: Published LA files joined onto ``la_covariates.csv`` by ``lad19cd``: file -> {column: formula}.
+#: Turnover is (internal + international, in + out) per 100 residents (mean of mid-2018 and
+#: mid-2019 populations), from the per-1,000 rates of the file.
+JOINED_LA_FILES: dict[str, dict[str, str]] = {
+    "gdhi_per_head_lad19_2012_2016.csv": {"gdhi_per_head_gbp_2016": "gdhi_per_head_gbp_2016"},
+    "migration_components_lad19_2017_2019.csv": {
+        "turnover_per_100_2018_19": (
+            "(internal_turnover_per_1000_2018_19 + international_turnover_per_1000_2018_19) / 10"
+        )
+    },
 }
 
 _NI_PATTERN = re.compile(r"^N09\d{6}$")
@@ -84,7 +109,9 @@ def load_la_covariates(path: str | Path | None = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         371 rows keyed by ``lad19cd``, columns with their published names and units
-        (see ``data/la/README.md``). Nothing is standardised here.
+        (see ``data/la/README.md``). Nothing is standardised here. The files of
+        `JOINED_LA_FILES` lying beside the CSV are joined on (GDHI per head, population
+        turnover) unless the CSV already has their columns.
     """
     return _load_la_covariates(str(path or LA_DIR / "la_covariates.csv")).copy()
 
@@ -100,6 +127,13 @@ def _load_la_covariates(path: str) -> pd.DataFrame:
     if df["lad19cd"].duplicated().any():
         dup = df.loc[df["lad19cd"].duplicated(), "lad19cd"].iloc[0]
         raise DataError(f"{p.name}: duplicate lad19cd {dup!r}", file=str(p), value=dup)
+    for name, columns in JOINED_LA_FILES.items():
+        joined = p.parent / name
+        if not joined.is_file() or any(c in df.columns for c in columns):
+            continue
+        extra = pd.read_csv(joined).set_index("lad19cd")
+        for col, expr in columns.items():
+            df[col] = extra.eval(expr).reindex(df["lad19cd"]).to_numpy(dtype="float64")
     return df
 
 

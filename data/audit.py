@@ -67,6 +67,12 @@ class Audit:
         Number of missing values per analysis-table column.
     la_codes : pandas.DataFrame
         Harmonisation report of the LA codes (see :func:`data.areas.harmonise_la_codes`).
+    weights : pandas.DataFrame
+        Survey weights and design variables of the table rows by status
+        (`data.ukhls.weight_report`): ``column``, ``file_variable``, ``status`` (positive,
+        zero weight: outside the weight's population, missing, column not in the release),
+        ``rows``. Zero and missing weights are not drops: a weighted analysis selects
+        its population (e.g. ``weight_sc > 0``) itself.
     notes : list of str
         Anything else worth knowing (e.g. use of a simulated area file).
     """
@@ -86,7 +92,16 @@ class Audit:
     nonpositive_income_rows: int = 0
     missing_in_table: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))
     la_codes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    weights: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["column", "file_variable", "status", "rows"])
+    )
     notes: list[str] = field(default_factory=list)
+
+    def zero_weights(self) -> pd.Series:
+        """Table rows with a zero weight (outside the weight's population), per weight column."""
+        w = self.weights
+        zero = w[w["status"].str.startswith("zero weight")]
+        return zero.set_index("column")["rows"].astype("int64")
 
     # ------------------------------------------------------------------ summaries
     def drop_counts(self) -> pd.Series:
@@ -132,6 +147,8 @@ class Audit:
             rows.append(("missing code", f"{r.file} {r.variable} {r.code} ({r.label})", int(r.count)))
         for col, n in self.missing_in_table.items():
             rows.append(("missing in table", str(col), int(n)))
+        for r in self.weights.itertuples(index=False):
+            rows.append(("design", f"{r.column} ({r.file_variable}): {r.status}", int(r.rows)))
         rows += [("note", str(i + 1), n) for i, n in enumerate(self.notes)]
         return pd.DataFrame(rows, columns=["section", "item", "value"])
 
@@ -159,6 +176,10 @@ class Audit:
             ],
             "missing_in_table": {str(k): int(v) for k, v in self.missing_in_table.items()},
             "la_codes": self.la_codes.to_dict(orient="records"),
+            "weights": [
+                {"column": r.column, "file_variable": r.file_variable, "status": r.status, "rows": int(n)}
+                for r, n in zip(self.weights.itertuples(index=False), self.weights["rows"], strict=True)
+            ],
             "notes": list(self.notes),
         }
 
@@ -191,6 +212,11 @@ class Audit:
             nz = self.missing_in_table[self.missing_in_table > 0]
             out.append("Missing values in the analysis table (not dropped):")
             out += [f"  {k:<28} {int(v):,}" for k, v in nz.items()]
+        if not self.weights.empty:
+            out.append("Survey weights and design (table rows; zero = outside the weight's population):")
+            for col, g in self.weights.groupby("column", sort=False):
+                parts = "; ".join(f"{r.status}: {int(r.rows):,}" for r in g.itertuples(index=False))
+                out.append(f"  {col:<13} {g['file_variable'].iloc[0]:<15} {parts}")
         for n in self.notes:
             out.append(f"Note: {n}")
         return "\n".join(out)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from data.config import ReaderConfig
-from data.sources import COHESION_ITEMS, SWEMWBS_ITEMS
+from data.sources import COHESION_ITEMS, MAIN_WEIGHT, SC_WEIGHT, SWEMWBS_ITEMS, wave_number
 
 __all__ = [
     "zscore",
@@ -32,6 +32,8 @@ __all__ = [
     "derive_area",
     "derive_outcomes",
     "derive_table",
+    "derive_design",
+    "design_columns",
     "ID_COLUMNS",
     "INDIVIDUAL_COLUMNS",
     "AREA_LOO",
@@ -56,6 +58,35 @@ INDIVIDUAL_COLUMNS = [
     "income_eq",
     "log_income",
 ]
+#: Survey design columns of the table (default waves): analysis name -> what it is.
+DESIGN_INFO = {
+    "weight_sc": "wave-6 cross-sectional self-completion weight (f_indscui_xw)",
+    "weight_main": "wave-6 cross-sectional main-interview weight (f_indinui_xw)",
+    "weight_sc_w7": "wave-7 cross-sectional self-completion weight (g_indscui_xw)",
+    "weight_sc_w9": "wave-9 cross-sectional self-completion weight (i_indscui_xw)",
+    "psu": "primary sampling unit (f_psu)",
+    "strata": "sampling stratum (f_strata)",
+}
+
+
+def design_columns(config: ReaderConfig) -> dict[str, tuple[str, str]]:
+    """Design columns of the table: name -> (variable in the linked frame, file variable).
+
+    Later-wave weights carry their wave number: ``weight_sc_w7`` is ``g_indscui_xw`` for
+    the default SWEMWBS wave ``g``.
+    """
+    b, w7, w9 = config.base_wave, config.swemwbs_wave, config.lonely_wave
+    out = {
+        "weight_sc": (SC_WEIGHT, f"{b}_{SC_WEIGHT}"),
+        "weight_main": (MAIN_WEIGHT, f"{b}_{MAIN_WEIGHT}"),
+    }
+    for w in dict.fromkeys((w7, w9)):
+        out[f"weight_sc_w{wave_number(w)}"] = (f"{SC_WEIGHT}_{w}", f"{w}_{SC_WEIGHT}")
+    out["psu"] = ("psu", f"{b}_psu")
+    out["strata"] = ("strata", f"{b}_strata")
+    return out
+
+
 #: LOO area means: analysis name -> (individual variable, how it is transformed).
 AREA_LOO = {
     "area_income": "log_income_raw",
@@ -315,6 +346,19 @@ def derive_outcomes(df: pd.DataFrame, lad: pd.Series, config: ReaderConfig) -> p
     return out
 
 
+def derive_design(df: pd.DataFrame, config: ReaderConfig) -> pd.DataFrame:
+    """Survey weights and design variables of the kept rows (see `design_columns`).
+
+    Weights are float64 as released (0 for people outside the weight's population, NaN
+    where the file lacks the column, the person is absent from that wave, or the value is
+    a missing-value code); ``psu`` and ``strata`` are float64 ids.
+    """
+    out = pd.DataFrame(index=df.index)
+    for name, (var, _) in design_columns(config).items():
+        out[name] = df[var].to_numpy(dtype="float64") if var in df.columns else np.nan
+    return out
+
+
 def derive_table(
     kept: pd.DataFrame,
     la_covariates: pd.DataFrame,
@@ -338,7 +382,8 @@ def derive_table(
     Returns
     -------
     pandas.DataFrame
-        Columns in the order ids, individual predictors, area covariates, outcomes.
+        Columns in the order ids, survey design (weights, PSU, strata), individual
+        predictors, area covariates, outcomes.
     """
     kept = kept.reset_index(drop=True)
     lad = kept["lad"].astype(str)
@@ -361,4 +406,5 @@ def derive_table(
     area = derive_area(lad, ind, la_covariates, config, extra)
     outc = derive_outcomes(kept, lad, config)
     ind = ind.drop(columns="log_income_raw")
-    return pd.concat([ids, ind, area, outc], axis=1)
+    design = derive_design(kept, config)
+    return pd.concat([ids, design, ind, area, outc], axis=1)

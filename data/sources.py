@@ -30,6 +30,9 @@ __all__ = [
     "locate_release",
     "read_source",
     "clean_source",
+    "SC_WEIGHT",
+    "MAIN_WEIGHT",
+    "DESIGN_VARIABLES",
 ]
 
 ID_COLUMNS = ("pidp", "hidp")
@@ -101,6 +104,11 @@ class Spec:
 
 
 SWEMWBS_ITEMS = tuple(f"scwemwb{x}" for x in "abcdefg")
+#: Cross-sectional weights (waves 6+; zero outside the weight's population): self-completion
+#: ``<w>_indscui_xw`` and main interview ``<w>_indinui_xw``; design: ``<w>_psu``, ``<w>_strata``.
+SC_WEIGHT = "indscui_xw"
+MAIN_WEIGHT = "indinui_xw"
+DESIGN_VARIABLES = (SC_WEIGHT, MAIN_WEIGHT, "psu", "strata")
 COHESION_ITEMS = tuple(f"scopngbh{x}" for x in "abcdefgh")
 
 
@@ -125,16 +133,17 @@ def source_spec(role: str, wave: str, config: ReaderConfig) -> Spec:
                 *COHESION_ITEMS,
             ),
             one_of=(tuple(config.age_vars),),
-            optional=("ivfio", "gor_dv"),
+            optional=("ivfio", "gor_dv", *DESIGN_VARIABLES),
         )
     if role == "indresp" and wave == config.swemwbs_wave:
+        weight = (SC_WEIGHT,)
         if config.swemwbs_source == "dv":
-            return Spec(required=("pidp", "hidp", "swemwbs_dv"))
+            return Spec(required=("pidp", "hidp", "swemwbs_dv"), optional=weight)
         if config.swemwbs_source == "items":
-            return Spec(required=("pidp", "hidp", *SWEMWBS_ITEMS))
-        return Spec(required=("pidp", "hidp"), optional=("swemwbs_dv", *SWEMWBS_ITEMS))
+            return Spec(required=("pidp", "hidp", *SWEMWBS_ITEMS), optional=weight)
+        return Spec(required=("pidp", "hidp"), optional=("swemwbs_dv", *SWEMWBS_ITEMS, *weight))
     if role == "indresp" and wave == config.lonely_wave:
-        return Spec(required=("pidp", "hidp", "sclonely"))
+        return Spec(required=("pidp", "hidp", "sclonely"), optional=(SC_WEIGHT,))
     if role == "hhresp":
         return Spec(required=("hidp", "fihhmnnet1_dv", "ieqmoecd_dv"), key="hidp")
     if role == "oslaua":

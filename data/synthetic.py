@@ -33,7 +33,7 @@ from data.areas import LA_DIR, load_la_covariates
 from data.audit import Audit
 from data.config import DEFAULT_CONFIG
 from data.derive import zscore
-from data.sources import COHESION_ITEMS, SWEMWBS_ITEMS, Source, file_stem
+from data.sources import COHESION_ITEMS, MAIN_WEIGHT, SC_WEIGHT, SWEMWBS_ITEMS, Source, file_stem
 from data.truth import DRAW_ORDER, LINKS, TRUTH, UNSAFE_MODEL, design_matrix
 from data.ukhls import build_table
 
@@ -49,6 +49,7 @@ __all__ = [
 DEFAULT_SEED = 20240601
 GENERATOR_VERSION = "1.0"
 N_MIN, N_MAX = 1_000, 500_000
+CANDIDATE_RESPONSE = 0.4  # adults drawn per respondent needed: n / 0.4 (response is about 0.6)
 
 GOR = {
     "North East": 1,
@@ -173,6 +174,57 @@ def _sprinkle(
     return out
 
 
+# --------------------------------------------------------------------------- design
+#: The sampling design of the synthetic release (unequal selection that the weights undo).
+#: LAs: households are drawn in proportion to the electorate times ``la_rate`` (Scotland and
+#: Wales boosted, as are LAs in the top quarter of the Census 2011 non-White share, like a
+#: minority boost). Persons: each adult of a drawn household responds with probability
+#: ``logistic(intercept + age * (age - 45) / 20 + female * female + informative * eps)``,
+#: where ``eps`` is the person's logistic error of ``life_satisfied`` (0 unless the release
+#: is simulated with ``informative=True``). Households form PSUs of about ``psu_households``
+#: within each LA; strata are region x tercile of LA deprivation within the region.
+DESIGN = {
+    "la_rate": {"Scotland": 1.6, "Wales": 1.6, "nonwhite_top_quarter": 1.5, "other": 1.0},
+    "response": {"intercept": 0.6, "age": 0.5, "female": 0.3},
+    "informative": 1.5,
+    "informative_outcome": "life_satisfied",
+    "psu_households": 10,
+}
+ADULT_BANDS = {"16-29": (18, 29), "30-49": (30, 49), "50-64": (50, 64), "65-74": (65, 74), "75+": (75, 95)}
+
+
+def _la_sampling_rates(gb: pd.DataFrame) -> np.ndarray:
+    """Relative household selection rate of each GB LA (see `DESIGN`)."""
+    r = DESIGN["la_rate"]
+    nonwhite = gb["census11_pct_nonwhite"].to_numpy(dtype="float64")
+    top = nonwhite >= np.nanquantile(nonwhite, 0.75)
+    rate = np.where(top, r["nonwhite_top_quarter"], r["other"])
+    country = gb["country"].astype(str).to_numpy()
+    rate = np.where(country == "Scotland", r["Scotland"], rate)
+    return np.where(country == "Wales", r["Wales"], rate)
+
+
+def _adult_mix(codes: pd.Series) -> list[np.ndarray]:
+    """Per LA: shares of the adult (16+) population by (sex, age band), from the ONS mid-2019
+    table (`ADULT_BANDS` order, female first); NI districts get the GB mix."""
+    pop = pd.read_csv(LA_DIR / "population_mid2019_lad19_sex_age.csv")
+    pop = pop[pop["age_band"].isin(list(ADULT_BANDS))]
+    wide = pop.pivot_table(index="lad19cd", columns=["sex", "age_band"], values="population", aggfunc="sum")
+    wide = wide[[(s, b) for s in ("female", "male") for b in ADULT_BANDS]]
+    shares = wide.div(wide.sum(axis=1), axis=0)
+    gb_mix = (wide.sum(axis=0) / wide.to_numpy().sum()).to_numpy()
+    return [shares.loc[c].to_numpy() if c in shares.index else gb_mix for c in codes.astype(str)]
+
+
+def response_probability(age: np.ndarray, female: np.ndarray, eps: np.ndarray | None = None) -> np.ndarray:
+    """A drawn adult's response probability under `DESIGN` (``eps``: the informative part)."""
+    r = DESIGN["response"]
+    lin = r["intercept"] + r["age"] * (np.asarray(age) - 45) / 20 + r["female"] * np.asarray(female)
+    if eps is not None:
+        lin = lin + DESIGN["informative"] * np.asarray(eps)
+    return _logistic(lin)
+
+
 # --------------------------------------------------------------------------- areas
 def _areas(rng: np.random.Generator) -> pd.DataFrame:
     """GB LAs with the core covariates plus NI districts, with simulated traits."""
@@ -190,9 +242,11 @@ def _areas(rng: np.random.Generator) -> pd.DataFrame:
             "urban_share": urban,
             "dep_z": dep_z,
             "unemp": unemp,
+            "gdhi_z": zscore(np.log(gb["gdhi_per_head_gbp_2016"].to_numpy(dtype="float64"))),
             "gor": gb["rgn19nm"].map(GOR).to_numpy(dtype="int64"),
             "london": (gb["rgn19nm"] == "London").to_numpy(),
             "ni": False,
+            "rate": _la_sampling_rates(gb),
         }
     )
     ni = pd.DataFrame(
@@ -203,9 +257,11 @@ def _areas(rng: np.random.Generator) -> pd.DataFrame:
             "urban_share": 0.65,
             "dep_z": 0.0,
             "unemp": 5.5,
+            "gdhi_z": 0.0,
             "gor": 12,
             "london": False,
             "ni": True,
+            "rate": 1.0,
         }
     )
     la = pd.concat([la, ni], ignore_index=True)
@@ -213,12 +269,13 @@ def _areas(rng: np.random.Generator) -> pd.DataFrame:
     urb_z = zscore(la["urban_share"])
     walk = 0.6 * urb_z + 0.8 * rng.standard_normal(j)
     la["walk_z"] = zscore(walk)
-    la["turnover"] = np.clip(
-        9.0 + 2.0 * urb_z + 3.0 * la["london"] + 1.5 * rng.standard_normal(j), 3.0, 25.0
-    ).round(1)
     la["soc_la"] = -0.25 * urb_z + 0.35 * rng.standard_normal(j)
     la["vol_la"] = -0.25 * la["dep_z"] - 0.15 * urb_z + 0.25 * rng.standard_normal(j)
     la["unsafe_la"] = UNSAFE_MODEL["la_sd"] * rng.standard_normal(j)
+    # design strata: region x tercile of deprivation within the region (NI: one stratum)
+    tercile = la.groupby("gor")["dep_z"].transform(lambda d: np.ceil(3 * d.rank(pct=True)).clip(1, 3))
+    la["stratum"] = (la["gor"] * 10 + tercile).astype("int64")
+    la["adult_mix"] = _adult_mix(la["lad19cd"])
     # wave-6 (2015) vintage code: a predecessor of LAs that changed in 2018-2019
     hand = pd.read_csv(LA_DIR / "lad_code_changes_2011_2016.csv", dtype=str)
     later = hand[hand["effective"] >= "2016"]
@@ -235,7 +292,7 @@ def _households(n: int, la: pd.DataFrame, rng: np.random.Generator) -> pd.DataFr
     sizes = sizes[:h].copy()
     sizes[-1] -= csum[h - 1] - n
     gb = ~la["ni"].to_numpy()
-    w = la["weight"].to_numpy().copy()
+    w = la["weight"].to_numpy() * la["rate"].to_numpy()
     w[gb] = (1 - NI_SHARE) * w[gb] / w[gb].sum()
     w[~gb] = NI_SHARE / (~gb).sum()
     la_idx = rng.choice(len(la), size=h, p=w / w.sum())
@@ -271,16 +328,23 @@ def _people(hh: pd.DataFrame, la: pd.DataFrame, rng: np.random.Generator) -> dic
     dep = la["dep_z"].to_numpy()[li]
     p: dict[str, np.ndarray] = {"hi": hi, "pno": pno, "li": li}
     p["pidp"] = (68_000_000 + np.cumsum(rng.integers(1, 7, size=n)) * 17).astype("int64")
-    # age: householder, partner close in age, others young adults
-    a1 = np.floor(18 + 77 * rng.beta(1.25, 1.7, size=len(hh))).astype("int64")
-    age = a1[hi].copy()
+    # householder's sex and age band from the LA's adult population (ONS mid-2019), age
+    # uniform within the band (75+: 75 + an exponential tail, at most 95); partner close in
+    # age, others young adults
+    mix = np.stack(la["adult_mix"].to_numpy())[hh["la"].to_numpy()]
+    cat = _categorical(mix, rng)
+    bands = np.array(list(ADULT_BANDS.values()))[cat % len(ADULT_BANDS)]
+    a1 = bands[:, 0] + np.floor(rng.random(len(hh)) * (bands[:, 1] - bands[:, 0] + 1))
+    old_band = bands[:, 0] == 75
+    a1[old_band] = 75 + np.minimum(np.floor(rng.exponential(6.0, old_band.sum())), 20)
+    age = a1.astype("int64")[hi].copy()
     partner = pno == 2
     age[partner] = np.clip(age[partner] + np.rint(rng.normal(-2, 5, partner.sum())), 18, 95)
     other = pno >= 3
     age[other] = rng.integers(16, 36, size=other.sum())
     age = np.clip(age, 16, 95).astype("int64")
     p["age"] = age
-    s1 = rng.random(len(hh)) < 0.5
+    s1 = cat < len(ADULT_BANDS)  # female householder
     female = rng.random(n) < 0.52
     female[pno == 1] = s1[hi][pno == 1]
     female[partner] = np.where(rng.random(partner.sum()) < 0.97, ~s1[hi][partner], s1[hi][partner])
@@ -360,8 +424,8 @@ def _people(hh: pd.DataFrame, la: pd.DataFrame, rng: np.random.Generator) -> dic
         7.35
         + 0.22 * edu_h
         + 0.35 * working
-        - 0.12 * la["dep_z"].to_numpy()[hh["la"]]
-        + 0.15 * la["london"].to_numpy()[hh["la"]]
+        - 0.06 * la["dep_z"].to_numpy()[hh["la"]]
+        + 0.12 * la["gdhi_z"].to_numpy()[hh["la"]]
         + rng.normal(0, 0.42, len(hh))
     )
     eq = np.round(1 + 0.5 * (hh["size"].to_numpy() - 1) + 0.3 * hh["children"].to_numpy(), 2)
@@ -431,8 +495,82 @@ def _indresp_frame(wave: str, cols: dict[str, np.ndarray], order: list[str]) -> 
     data = {}
     for var in order:
         name = var if var == "pidp" else f"{wave}_{var}"
-        data[name] = np.asarray(cols[var]).astype("int64")
+        if var in WEIGHT_VARIABLES:
+            data[name] = np.round(np.asarray(cols[var], dtype="float64"), 6)
+        else:
+            data[name] = np.asarray(cols[var]).astype("int64")
     return pd.DataFrame(data)
+
+
+WEIGHT_VARIABLES = (SC_WEIGHT, MAIN_WEIGHT)
+HOUSEHOLD_ARRAYS = ("hh_income", "hh_eq", "hh_log_eq")
+
+
+def _respondents(
+    hh: pd.DataFrame,
+    p: dict,
+    la: pd.DataFrame,
+    eps: np.ndarray,
+    n: int,
+    informative: bool,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, dict, np.ndarray]:
+    """The first ``n`` responding adults of the drawn households (`DESIGN`), with their
+    weights, PSUs and strata in ``p``; households without a respondent are dropped.
+
+    Returns the households, the people (``p`` restricted) and the rows of ``eps`` kept.
+    """
+    k = DRAW_ORDER.index(DESIGN["informative_outcome"])
+    rho = response_probability(p["age"], p["female"], eps[:, k] if informative else None)
+    responds = rng.random(len(rho)) < rho
+    if responds.sum() < n:
+        raise AssertionError(f"only {int(responds.sum())} of {len(rho)} drawn adults responded; need {n}")
+    keep = np.flatnonzero(responds)[:n]
+    hh_keep = np.unique(p["hi"][keep])
+    new_hi = np.full(len(hh), -1)
+    new_hi[hh_keep] = np.arange(len(hh_keep))
+    out = {}
+    for key, value in p.items():
+        out[key] = value[hh_keep] if key in HOUSEHOLD_ARRAYS else value[keep]
+    out["hi"] = new_hi[p["hi"][keep]]
+    hh = hh.iloc[hh_keep].reset_index(drop=True)
+    # design weight: inverse of the selection probability (LA rate x response), mean 1
+    w = 1.0 / (la["rate"].to_numpy()[out["li"]] * rho[keep])
+    out["design_weight"] = w / w.mean()
+    out["response_probability"] = rho[keep]
+    # PSUs: about DESIGN["psu_households"] consecutive households within each LA
+    order = np.argsort(hh["la"].to_numpy(), kind="stable")
+    rank = np.empty(len(hh), dtype="int64")
+    la_sorted = hh["la"].to_numpy()[order]
+    start = np.r_[0, np.flatnonzero(np.diff(la_sorted)) + 1]
+    within = np.arange(len(hh)) - np.repeat(start, np.diff(np.r_[start, len(hh)]))
+    rank[order] = within
+    psu_hh = hh["la"].to_numpy() * 1000 + rank // DESIGN["psu_households"] + 1
+    out["psu"] = psu_hh[out["hi"]]
+    out["strata"] = la["stratum"].to_numpy()[out["li"]]
+    return hh, out, eps[keep]
+
+
+def _selection_probability(p: dict, la: pd.DataFrame) -> np.ndarray:
+    """Relative selection probability of each respondent (LA rate x response probability)."""
+    return la["rate"].to_numpy()[p["li"]] * p["response_probability"]
+
+
+def _wave_weights(p: dict) -> dict[str, np.ndarray]:
+    """Cross-sectional weights: main interview (all respondents) and self-completion (0 for
+    proxies and telephone interviews, which have no self-completion), waves 6, 7, 9; later
+    waves divide by the known probability of still taking part (`_people`'s attrition)."""
+    w6 = p["design_weight"]
+    l7 = _logistic(-2.9 - 0.02 * (p["age"] - 45))
+    l9 = _logistic(-2.6 - 0.02 * (p["age"] - 45))
+    miss7 = 1 - 0.95 * (1 - l7)
+    stay = {"6": np.ones_like(w6), "7": 0.95 * (1 - l7), "9": 0.87 * (1 - 0.6 * miss7) * (1 - l9)}
+    out = {"main6": w6 / w6.mean()}
+    for w, s in stay.items():
+        sc = np.where(p["proxy" + w] | p["phone" + w], 0.0, w6 / s)
+        present = np.ones(len(w6), bool) if w == "6" else p["in" + w]
+        out["sc" + w] = sc / sc[present & (sc > 0)].mean()
+    return out
 
 
 def _sources(frames: dict[str, pd.DataFrame]) -> dict[str, Source]:
@@ -444,7 +582,7 @@ def _sources(frames: dict[str, pd.DataFrame]) -> dict[str, Source]:
 
 
 # --------------------------------------------------------------------------- simulate
-def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
+def simulate(n: int = 25_000, seed: int = DEFAULT_SEED, informative: bool = False) -> SyntheticRelease:
     """Simulate a release in memory (see the module docstring).
 
     Parameters
@@ -454,6 +592,13 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
         about 1.5%, no LA record about 0.3%).
     seed : int
         Seed of ``numpy.random.default_rng``; the same seed gives the same release.
+    informative : bool
+        Sampling design (`DESIGN`). False (default): unequal selection by LA, age and sex
+        only, so the outcome models (which condition on their predictors) hold in the
+        sample as in the population and ``truth.json`` is exact for unweighted fits;
+        weights still matter for population shares. True: response also depends on each
+        person's latent ``life_satisfied`` error, so unweighted estimates of that model are
+        biased; the weights (inverse selection probabilities, known exactly) undo it.
 
     Returns
     -------
@@ -464,9 +609,18 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
     rng = np.random.default_rng(seed)
     cfg = DEFAULT_CONFIG
     la = _areas(rng)
-    hh = _households(n, la, rng)
+    n_drawn = int(np.ceil(n / CANDIDATE_RESPONSE))
+    hh = _households(n_drawn, la, rng)
     p = _people(hh, la, rng)
+    eps = rng.logistic(size=(len(p["pidp"]), len(DRAW_ORDER)))  # each outcome's latent error
+    hh, p, eps = _respondents(hh, p, la, eps, n, informative, rng)
+    weights = _wave_weights(p)
+    p["weight_sc7"], p["weight_sc9"] = weights["sc7"], weights["sc9"]
     pred = _coded_predictors(p, rng)
+    pred[SC_WEIGHT] = weights["sc6"]
+    pred[MAIN_WEIGHT] = weights["main6"]
+    pred["psu"] = p["psu"]
+    pred["strata"] = p["strata"]
     pred["gor_dv"] = la["gor"].to_numpy()[p["li"]]
     pred["pidp"] = p["pidp"]
     pred["hidp"] = hh["hidp"].to_numpy()[p["hi"]]
@@ -516,6 +670,10 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
         "sclfsato",
         "scghq2_dv",
         *COHESION_ITEMS,
+        SC_WEIGHT,
+        MAIN_WEIGHT,
+        "psu",
+        "strata",
     ]
     cols6 = dict(pred) | {v: placeholder for v in outcome_items}
     w7_cols = later["w7"] | {v: np.full(len(later["w7"]["pidp"]), -9) for v in [*SWEMWBS_ITEMS, "swemwbs_dv"]}
@@ -532,7 +690,6 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
             "lad19cd": la.loc[~la["ni"], "lad19cd"].to_numpy(),
             "lad19nm": la.loc[~la["ni"], "lad19nm"].to_numpy(),
             "walkability": np.round(50 + 15 * la.loc[~la["ni"], "walk_z"].to_numpy(), 1),
-            "turnover": la.loc[~la["ni"], "turnover"].to_numpy(),
             "simulated": True,
         }
     )
@@ -552,6 +709,8 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
         for k, term in enumerate(t.group_terms):
             eff_rows.append(pd.DataFrame({"lad": gb_codes, "outcome": name, "term": term, "value": u[:, k]}))
     latent = pd.DataFrame({"pidp": table1["pidp"].to_numpy(), "lad": table1["lad"]})
+    row_person = pd.Series(np.arange(npers), index=p["pidp"]).reindex(table1["pidp"]).to_numpy()
+    latent["selection_probability"] = _selection_probability(p, la)[row_person]
     drawn: dict[str, np.ndarray] = {}
     ystar: dict[str, np.ndarray] = {}
     for name in DRAW_ORDER:
@@ -561,8 +720,7 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED) -> SyntheticRelease:
         z = design_matrix(table1, [g for g in t.group_terms if g != "Intercept"], drawn)
         z = np.column_stack([np.ones(len(table1)), z])
         eta = t.fixed["Intercept"] + x @ beta + (z * effects[name][row_la]).sum(axis=1)
-        eps = rng.logistic(size=len(table1))
-        ystar[name] = eta + eps
+        ystar[name] = eta + eps[row_person, DRAW_ORDER.index(name)]
         drawn[name] = (ystar[name] > 0).astype("float64")
         latent[f"eta_{name}"] = eta
         latent[f"true_{name}"] = drawn[name]
@@ -658,8 +816,9 @@ def _later_waves(p: dict, hh: pd.DataFrame, la: pd.DataFrame, rng: np.random.Gen
             "hidp": new_id[hi[present]],
             "ivfio": np.where(proxy[present], 2, 1),
             "indmode": np.where(p["phone" + key[1]][present], 2, 1),
+            SC_WEIGHT: p["weight_sc" + key[1]][present],
         }
-        out[f"{key}_order"] = ["pidp", "hidp", "ivfio", "indmode"] + (
+        out[f"{key}_order"] = ["pidp", "hidp", "ivfio", "indmode", SC_WEIGHT] + (
             [*SWEMWBS_ITEMS, "swemwbs_dv"] if wave == "g" else ["sclonely"]
         )
         ids = new_id[hh_present]
@@ -756,8 +915,8 @@ UKHLS missing-value codes (-1 don't know, -2 refused, -7 proxy, -8 inapplicable,
 -9 missing). SWEMWBS is only in wave 7, loneliness only in wave 9; swemwbs_dv here is
 the raw sum 7-35.
 
-area_simulated.csv: SIMULATED LA walkability (index 0-100) and population turnover
-(% per year). No open LA-level source exists for them.
+area_simulated.csv: SIMULATED LA walkability (index 0-100). No open LA-level source
+exists for it (population turnover is the published ONS figure of the reader's LA data).
 truth.json: the hierarchical logistic models the outcomes were drawn from (fixed
 effects, LA standard deviations and correlations), stated on the analysis-table
 variables of the project's reader with its default cut-offs.

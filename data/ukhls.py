@@ -23,9 +23,9 @@ import pandas as pd
 from data.areas import harmonise_la_codes, load_la_covariates
 from data.audit import Audit, FileRecord
 from data.config import DEFAULT_CONFIG, ReaderConfig
-from data.derive import derive_table, link_waves
+from data.derive import derive_table, design_columns, link_waves
 from data.errors import DataError
-from data.sources import Source, clean_source, file_stem, locate_release, read_source
+from data.sources import SC_WEIGHT, Source, clean_source, file_stem, locate_release, read_source
 
 __all__ = [
     "ReaderConfig",
@@ -36,6 +36,10 @@ __all__ = [
     "DROP_NO_LA_RECORD",
     "DROP_LA_MISSING",
     "DROP_NI",
+    "weight_report",
+    "WEIGHT_ZERO",
+    "WEIGHT_MISSING",
+    "WEIGHT_ABSENT",
 ]
 
 DROP_NO_LA_RECORD = "no LA record for household in {file}"
@@ -165,6 +169,38 @@ def extra_area_values(df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, dict[s
     return values, {c.removesuffix("_raw"): label for c in values.columns}
 
 
+WEIGHT_ZERO = "zero weight: outside the weight's population"
+WEIGHT_MISSING = "missing (absent from the wave, or a missing-value code)"
+WEIGHT_ABSENT = "column not in the release"
+
+
+def weight_report(table: pd.DataFrame, config: ReaderConfig | None = None) -> pd.DataFrame:
+    """Rows of the table by weight and status: positive, zero (outside the weight's
+    population, e.g. proxy respondents for a self-completion weight), missing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``column`` (table column), ``file_variable`` (released name), ``status``
+        (``"positive"``, `WEIGHT_ZERO`, `WEIGHT_MISSING`, or `WEIGHT_ABSENT` when the release
+        has no such column) and ``rows``, for the weight and design columns.
+    """
+    config = config or DEFAULT_CONFIG
+    rows = []
+    for name, (_, file_var) in design_columns(config).items():
+        w = table[name].to_numpy(dtype="float64")
+        if np.isnan(w).all():
+            rows.append((name, file_var, WEIGHT_ABSENT, len(w)))
+            continue
+        if name.startswith("weight"):
+            rows.append((name, file_var, "positive", int(np.sum(w > 0))))
+            rows.append((name, file_var, WEIGHT_ZERO, int(np.sum(w == 0))))
+        else:
+            rows.append((name, file_var, "present", int(np.sum(~np.isnan(w)))))
+        rows.append((name, file_var, WEIGHT_MISSING, int(np.isnan(w).sum())))
+    return pd.DataFrame(rows, columns=["column", "file_variable", "status", "rows"])
+
+
 def build_table(
     sources: Mapping[str, Source],
     config: ReaderConfig | None = None,
@@ -217,7 +253,8 @@ def build_table(
     audit.missing = pd.DataFrame(counts, columns=["file", "wave", "variable", "code", "label", "count"])
 
     base = clean[f"indresp_{b}"]
-    linked = link_waves(base, clean[f"indresp_{w7}"], clean[f"indresp_{w9}"], clean[f"hhresp_{b}"])
+    later = [clean[f"indresp_{w}"].rename(columns={SC_WEIGHT: f"{SC_WEIGHT}_{w}"}) for w in (w7, w9)]
+    linked = link_waves(base, *later, clean[f"hhresp_{b}"])
     frame = linked.frame
     audit.rows_in = len(frame)
     audit.found_wave7 = linked.found_wave7
@@ -276,6 +313,13 @@ def build_table(
     inc_k = kept["fihhmnnet1_dv"].to_numpy(dtype="float64")
     audit.nonpositive_income_rows = int(np.sum(inc_k <= 0))
     audit.missing_in_table = table.isna().sum().astype("int64")
+    audit.weights = weight_report(table, config)
+    absent = audit.weights.loc[audit.weights["status"] == WEIGHT_ABSENT, "file_variable"].tolist()
+    if absent:
+        audit.notes.append(
+            "no survey design column " + ", ".join(absent) + " in the release: those table columns are "
+            "missing, so weighted fits and design-based intervals cannot use them."
+        )
     for col, lab in sources_by_col.items():
         if lab == "simulated":
             audit.notes.append(f"{col} is SIMULATED (synthetic area file), not a published figure.")

@@ -292,7 +292,8 @@ def test_data_dictionary(result):
     assert list(dd["name"]) == list(table.columns)
     assert dd["meaning"].str.len().gt(0).all() and dd["units"].str.len().gt(0).all()
     src = dd.set_index("name")["source"]
-    assert src["area_walkability"] == "simulated" and src["area_turnover_raw"] == "simulated"
+    assert src["area_walkability"] == "simulated" and src["area_turnover_raw"] == "published"
+    assert src["area_gdhi"] == "published" and src["weight_sc"].startswith("UKHLS")
     assert src["area_turnout_raw"] == "published"
     assert src["area_income"].startswith("derived from individual data (LOO")
     assert "%" in dd.set_index("name").loc["area_unemployment_raw", "units"]
