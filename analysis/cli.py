@@ -6,6 +6,7 @@ main       the main job on the synthetic cohort (or ``--release DIR``): data, th
            headline models (``--all``: every entry), lme4 side by side, findings, report
 catalogue  list the model catalogue (analysis/catalogue.toml)
 scenario   who gains, who loses: shift area factors for chosen LAs, change by subgroup
+mrp        MrP: the share of each LA's adult population with an outcome (and by subgroup), CSV
 simulate   write a synthetic UKHLS release (SN 6614 + SN 6666 layout) with its true parameters
 prepare    read a release (real or synthetic) into the analysis table and print the audit
 fit        fit an lme4-style formula to any CSV and save the fit as NetCDF
@@ -91,6 +92,32 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--models", help="comma-separated fit names (default: every fit with the columns)")
     sc.add_argument("--out", help="folder for scenario.csv and scenario.png (default: <run>/scenario)")
     sc.add_argument("--draws", type=int, default=1000, help="posterior draws used")
+
+    sc.add_argument(
+        "--la-mode",
+        default="own_la",
+        choices=["own_la", "average_la", "marginal", "new_la"],
+        help="which LA effects the people are predicted with (default: each person's own LA)",
+    )
+
+    mr = sub.add_parser("mrp", help="MrP: share of each LA's adult population with an outcome, as a CSV")
+    mr.add_argument("run", help="a finished main-job run folder (its fits and manifest.json)")
+    mr.add_argument("--outcome", help="outcome column, e.g. life_satisfied (default: every fit's outcome)")
+    mr.add_argument("--models", help="comma-separated fit names (default: every fit)")
+    mr.add_argument(
+        "--by", default="", help="subgroups besides everyone: sex, age_band, age50 or a predictor"
+    )
+    mr.add_argument(
+        "--la-mode",
+        default="own_la",
+        choices=["own_la", "average_la", "marginal", "new_la", "these_las"],
+        help="which LA effects (default: each LA's fitted effect; a new-LA draw without respondents)",
+    )
+    mr.add_argument("--las", help="comma-separated LA codes (with --la-mode these_las)")
+    mr.add_argument("--table", help="respondents' table (CSV or parquet; default: prepared as in the run)")
+    mr.add_argument("--population", help="population CSV (default: ONS mid-2019 by LA, sex and age band)")
+    mr.add_argument("--out", help="CSV file (default: <run>/mrp/mrp.csv)")
+    mr.add_argument("--draws", type=int, default=400, help="posterior draws used")
 
     c = sub.add_parser("catalogue", help="list the model catalogue: entries, formulas, findings tested")
     c.add_argument("--catalogue", help="a catalogue TOML file (default: analysis/catalogue.toml)")
@@ -234,6 +261,7 @@ def _cmd_scenario(a: argparse.Namespace) -> int:
         by=_names(a.by),
         max_draws=a.draws,
         min_cell=0 if synthetic else settings.min_cell,
+        la=a.la_mode,
     )
     out = Path(a.out) if a.out else run / "scenario"
     out.mkdir(parents=True, exist_ok=True)
@@ -245,6 +273,64 @@ def _cmd_scenario(a: argparse.Namespace) -> int:
         print(f"models without the shifted column(s), skipped: {', '.join(res.attrs['skipped'])}")
     print(res.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"written: {out / 'scenario.csv'} and {fig}")
+    return 0
+
+
+def _cmd_mrp(a: argparse.Namespace) -> int:
+    import warnings
+
+    from analysis.main_job import RunSettings
+    from analysis.mrp import load_population, mrp_table
+    from models import load_fit
+
+    run = Path(a.run)
+    settings = RunSettings.from_manifest(run / "manifest.json")
+    synthetic = settings.release is None
+    if a.table:
+        p = Path(a.table)
+        table = pd.read_parquet(p) if p.suffix == ".parquet" else _read_csv(a.table)
+    else:
+        from data.prepare import prepare
+
+        table, _ = prepare(settings.release, n=settings.n, seed=settings.seed)
+    paths = sorted((run / "fits").glob("*.nc"))
+    if a.models:
+        paths = [p for p in paths if p.stem in _names(a.models)]
+    if not paths:
+        raise FileNotFoundError(f"no fits in {run / 'fits'}" + (f" named {a.models}" if a.models else ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = {p.stem: load_fit(p) for p in paths}
+        res = mrp_table(
+            fits,
+            table,
+            outcome=a.outcome,
+            population=load_population(a.population) if a.population else None,
+            by=_names(a.by) or (),
+            la=a.la_mode,
+            las=_names(a.las),
+            synthetic=synthetic,
+            k=settings.min_cell,
+            max_draws=a.draws,
+            names=dict(zip(table["lad"], table["lad_name"], strict=False)) if "lad_name" in table else None,
+        )
+    out = Path(a.out) if a.out else run / "mrp" / "mrp.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res.to_csv(out, index=False)
+    print(
+        f"MrP (LA mode: {res.attrs['la_mode']}); {res.attrs['interval']}"
+        + (" (SYNTHETIC DATA)" if synthetic else "")
+    )
+    print(res.attrs["direct"])
+    if not synthetic:
+        print(f"disclosure: rows with fewer than {settings.min_cell} respondents show the MrP interval only")
+    if res.attrs["not_estimable"]:
+        print(f"{len(res.attrs['not_estimable'])} LA(s) not estimated (no area values); listed in the CSV")
+    if res.attrs["unmatched"]:
+        print(f"respondents' LA codes not in the population table: {', '.join(res.attrs['unmatched'])}")
+    for name, why in res.attrs.get("skipped", {}).items():
+        print(f"skipped {name}: {why}")
+    print(f"written: {out} ({len(res)} rows)")
     return 0
 
 
@@ -429,6 +515,7 @@ COMMANDS = {
     "main": _cmd_main,
     "catalogue": _cmd_catalogue,
     "scenario": _cmd_scenario,
+    "mrp": _cmd_mrp,
     "simulate": _cmd_simulate,
     "prepare": _cmd_prepare,
     "fit": _cmd_fit,
