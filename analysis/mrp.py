@@ -356,17 +356,17 @@ def mrp(
     small = set() if synthetic else {c for c in all_las if 0 < n_la.get(c, 0) < k}
 
     subgroups = ["all", *[b for b in by if b != "all"]]
-    frame = cells.merge(pool, on=["age_band", "sex"], how="inner")
+    frame = cells.rename(columns={"lad": "_la"}).merge(pool, on=["age_band", "sex"], how="inner")
     frame["_weight"] = frame["population"] * frame["_w"]
     for s in subgroups:
         frame[f"_by_{s}"] = _labels(frame, s).to_numpy()
     estimable = [c for c in all_las if c not in not_estimable]
-    frame = frame[frame["lad"].isin(estimable)].reset_index(drop=True)
+    frame = frame[frame["_la"].isin(estimable)].reset_index(drop=True)
     for c in area_cols:
-        frame[c] = areas[c].reindex(frame["lad"]).to_numpy()
-    frame[group] = frame["lad"]
+        frame[c] = areas[c].reindex(frame["_la"]).to_numpy()
+    frame[group] = frame["_la"]
     if mode.kind == "own_la":  # below k on real data: predicted as a new LA
-        frame.loc[frame["lad"].isin(small), group] = frame["lad"] + " (as a new LA)"
+        frame.loc[frame["_la"].isin(small), group] = frame["_la"] + " (as a new LA)"
     for c, levels in md.categorical_levels.items():
         if c in frame and c in individual:
             frame[c] = pd.Categorical(frame[c].astype(str), categories=levels)
@@ -377,7 +377,7 @@ def mrp(
     pop_of: dict[tuple[str, str, str], float] = {}
     for start in range(0, len(estimable), chunk_las):
         chunk = estimable[start : start + chunk_las]
-        rows = frame[frame["lad"].isin(chunk)]
+        rows = frame[frame["_la"].isin(chunk)]
         if rows.empty:
             continue
         with np.errstate(over="ignore"):
@@ -392,7 +392,7 @@ def mrp(
             )
         w = rows["_weight"].to_numpy()
         for s in subgroups:
-            key = pd.MultiIndex.from_arrays([rows["lad"], rows[f"_by_{s}"]]).to_flat_index()
+            key = pd.MultiIndex.from_arrays([rows["_la"], rows[f"_by_{s}"]]).to_flat_index()
             codes, uniq = pd.factorize(key)
             G = np.zeros((len(rows), len(uniq)))
             G[np.arange(len(rows)), codes] = w
@@ -402,6 +402,9 @@ def mrp(
                 keys.append((lad_code, s, level))
                 pop_of[(lad_code, s, level)] = float(t)
     draws = np.concatenate(blocks, axis=1) if blocks else np.zeros((1, 0))
+    lost = set(estimable) - {key[0] for key in keys}
+    if lost:  # pragma: no cover - a guard: every estimable LA must have its rows
+        raise RuntimeError(f"mrp: no estimate made for {sorted(lost)[:5]}")
     index = pd.MultiIndex.from_tuples(keys, names=["lad", "subgroup", "level"])
 
     # GB: population-weighted over the estimable LAs, per subgroup level

@@ -156,6 +156,7 @@ def test_mrp_disclosure_rule_on_real_data(recovery):
     assert small.mrp_eti95_low.notna().all() and small.mrp_eti95_high.notna().all()
     assert (small.published == f"interval only (fewer than {k} respondents)").all()
     seen_small = small[small.lad.map(lambda c: n_true.get(c, 0) > 0)]
+    assert len(seen_small) >= 3 and len(small) == len(seen_small) + 5  # plus the 5 LAs without respondents
     assert seen_small.la_effect.str.contains("own effect not used").all()
     # at or above k: everything, with the exact count
     assert big[["mrp_mean", "direct", "n"]].notna().all().all()
