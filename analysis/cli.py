@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--real", action="store_true", help="data are real UKHLS: suppress small LAs")
     r.add_argument("--min-cell", type=int, default=10)
     r.add_argument("--no-lme4", action="store_true")
+    r.add_argument("--grid", metavar="RUN", help="a grid run folder: add its forest plots and psense flags")
 
     g = sub.add_parser("grid", help="many fits on Dask: a grid file of entries x subgroups x priors x seeds")
     g.add_argument("spec", help="grid file (TOML), e.g. analysis/grids/example.toml")
@@ -193,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--worker-dirs", help="parent of each worker's compile folders (default: in the cache)")
     g.add_argument("--cores-per-fit", type=int, default=1, help="chains a worker samples at once (default 1)")
+    g.add_argument(
+        "--report",
+        action="store_true",
+        help="also write <out>/report/grid_report.html (.md): forest plots across cells, psense flags",
+    )
     return parser
 
 
@@ -476,7 +482,12 @@ def _cmd_report(a: argparse.Namespace) -> int:
         from analysis.lme4 import glmer_for
 
         glmer = {name: glmer_for(f) for name, f in fits.items()}
-    html, md = write_report(fits, a.out, glmer=glmer, synthetic=not a.real, min_cell=a.min_cell)
+    grid = None
+    if a.grid:
+        from analysis.grid_summary import grid_section
+
+        grid = grid_section(a.grid, Path(a.out) / "figures", synthetic=not a.real)
+    html, md = write_report(fits, a.out, glmer=glmer, synthetic=not a.real, min_cell=a.min_cell, grid=grid)
     print(f"report written: {html} and {md}")
     return 0
 
@@ -497,6 +508,15 @@ def _cmd_grid(a: argparse.Namespace) -> int:
         cluster_options={"dashboard_address": a.dashboard} if a.dashboard else None,
         cores_per_fit=a.cores_per_fit,
     )
+    if a.report and not run.results.empty:
+        from analysis.grid_summary import grid_section
+        from analysis.report import write_grid_report
+
+        section = grid_section(out, out / "report" / "figures", synthetic=True)
+        html, _ = write_grid_report(
+            section, out / "report", synthetic=True, title=f"Grid {Path(a.spec).stem}"
+        )
+        print(f"grid report written: {html}")
     if not run.results.empty:
         gate = (~run.results.drop_duplicates("cell")["converged"].astype(bool)).sum()
         if gate:

@@ -17,6 +17,7 @@ File layout::
     replicates = [1, 2]               # optional replicate numbers (default [1])
     n = 4000                          # optional synthetic cohort size (`--n` overrides)
     data_seed = 20240601              # optional seed of the synthetic cohort
+    jobs = ["fit", "psense"]          # optional: also power-scaling prior sensitivity per cell
 
     [subgroups]                       # name = filter on analysis-table columns ("" = everyone)
     everyone = ""
@@ -53,6 +54,13 @@ Results: ``<out>/grid_results.csv`` has one row per cell and claimed term (cells
 sign claims get one row with an empty term): cell, entry, subgroup, prior set, sampler
 set, replicate, seed, the convergence verdict, and the term's posterior odds ratio with
 its 95% equal-tailed interval from `analysis.summaries.fixed_effects`.
+
+Prior sensitivity: with ``jobs = ["fit", "psense"]`` every fitted cell also gets
+`analysis.sensitivity.prior_sensitivity` (ArviZ's power-scaling psense, computed from the
+stored fit, on the same workers), written to ``<out>/sensitivity/<cell>.csv`` (reused on
+rerun when the cell key matches) and gathered in ``<out>/grid_sensitivity.csv``: one row
+per cell and parameter with the prior and likelihood sensitivities and the flags
+(prior-sensitive, likelihood-weak; threshold 0.05).
 
 Worker directories: PyTensor's compile directory and numba's cache directory are set per
 worker (``PYTENSOR_FLAGS=compiledir=...``, ``NUMBA_CACHE_DIR``, under ``worker_dirs``)
@@ -95,7 +103,9 @@ GRID_SAMPLER_KEYS: dict[str, type | tuple[type, ...]] = {
     "escalate": bool,
 }
 ADAPTATIONS = ("diag", "low_rank", "draw_diag")
-_GRID_KEYS = {"entries", "catalogue", "seed", "replicates", "n", "data_seed"}
+_GRID_KEYS = {"entries", "catalogue", "seed", "replicates", "n", "data_seed", "jobs"}
+#: Jobs a grid may run on each cell: the fit (always), and power-scaling prior sensitivity.
+JOBS = ("fit", "psense")
 _TOP_KEYS = {"grid", "subgroups", "priors", "sampler"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CLAUSE = re.compile(
@@ -103,6 +113,7 @@ _CLAUSE = re.compile(
     r"(?P<val>-?\d+(?:\.\d+)?|'[^']*'|\"[^\"]*\")\s*$"
 )
 RESULTS_FILE = "grid_results.csv"
+SENSITIVITY_FILE = "grid_sensitivity.csv"
 
 
 class GridError(ValueError):
@@ -135,6 +146,8 @@ class GridSpec:
         Synthetic cohort size.
     data_seed : int or None
         Synthetic cohort seed.
+    jobs : tuple of str
+        Jobs per cell (`JOBS`): ``("fit",)`` or ``("fit", "psense")``.
     """
 
     path: Path
@@ -147,6 +160,7 @@ class GridSpec:
     sampler: dict[str, dict[str, Any]]
     n: int | None = None
     data_seed: int | None = None
+    jobs: tuple[str, ...] = ("fit",)
 
     def load_catalogue(self) -> Catalogue:
         """The catalogue the grid's entries come from."""
@@ -352,6 +366,14 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
         or len(set(reps)) != len(reps)
     ):
         raise GridError(f"{path} [grid] replicates = {reps!r}: give a list of distinct non-negative integers")
+    jobs = grid.get("jobs", ["fit"])
+    if (
+        not isinstance(jobs, list)
+        or not jobs
+        or not all(isinstance(j, str) and j in JOBS for j in jobs)
+        or len(set(jobs)) != len(jobs)
+    ):
+        raise GridError(f"{path} [grid] jobs = {jobs!r}: give a list of distinct jobs from {list(JOBS)}")
     catalogue = grid.get("catalogue")
     if catalogue is not None:
         if not isinstance(catalogue, str) or not catalogue.strip():
@@ -408,6 +430,7 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
         sampler={str(k): dict(v) for k, v in sampler.items()},
         n=grid.get("n"),
         data_seed=grid.get("data_seed"),
+        jobs=tuple(j for j in JOBS if j == "fit" or j in jobs),
     )
     from analysis.catalogue import CatalogueError
 
@@ -589,15 +612,22 @@ def fit_cell(cell: Cell, table: pd.DataFrame, out: str | os.PathLike, cores: int
 def cell_rows(cell: Cell, fit: Any) -> list[dict]:
     """One results row per claimed term of a cell (one row with an empty term when none).
 
-    Odds ratios and intervals come from `analysis.summaries.fixed_effects` (95% ETI).
+    Odds ratios and intervals come from `analysis.summaries.fixed_effects` (95% ETI,
+    `analysis.summaries.DEFAULT_PROB`); ``rows`` is the number of rows the fit used.
     """
-    from analysis.summaries import fixed_effects, interval_columns
+    from analysis.summaries import DEFAULT_PROB, fixed_effects, interval_columns
 
-    low, high = interval_columns("eti", 0.95, "or_")
-    base = {**cell.label(), "key": cell.key, "converged": bool(fit.converged), "verdict": fit.headline}
+    low, high = interval_columns("eti", DEFAULT_PROB, "or_")
+    base = {
+        **cell.label(),
+        "key": cell.key,
+        "rows": int(fit.md.n_obs),
+        "converged": bool(fit.converged),
+        "verdict": fit.headline,
+    }
     if not cell.terms:
         return [{**base, "term": "", "expect": ""}]
-    fe = fixed_effects(fit, 0.95, quiet=True).set_index("term")
+    fe = fixed_effects(fit, DEFAULT_PROB, quiet=True).set_index("term")
     rows = []
     for term, expect in cell.terms:
         row = {**base, "term": term, "expect": expect}
@@ -606,6 +636,54 @@ def cell_rows(cell: Cell, fit: Any) -> list[dict]:
             row.update({"or_median": r["or_median"], low: r[low], high: r[high], "p_or_gt_1": r["p_or_gt_1"]})
         rows.append(row)
     return rows
+
+
+def sensitivity_path(out: str | os.PathLike, cell: Cell) -> Path:
+    """Where a cell's prior sensitivity table is written: ``<out>/sensitivity/<cell name>.csv``."""
+    return Path(out) / "sensitivity" / f"{cell.name}.csv"
+
+
+def sensitivity_reusable(path: Path, key: str) -> bool:
+    """A complete sensitivity table of the cell whose fit has key ``key``."""
+    if not path.exists():
+        return False
+    try:
+        old = pd.read_csv(path)
+    except (ValueError, OSError):
+        return False
+    return not old.empty and "key" in old and (old["key"].astype(str) == key).all()
+
+
+def sensitivity_cell(cell: Cell, out: str | os.PathLike) -> list[dict]:
+    """Power-scaling prior sensitivity of a cell's stored fit, written atomically.
+
+    Runs wherever it is called (a Dask worker or this process), after the cell's fit has
+    been written (`fit_cell`).
+
+    Parameters
+    ----------
+    cell : Cell
+    out : path
+        Grid run folder: the fit is read from `cell_path`, the table written to
+        `sensitivity_path`.
+
+    Returns
+    -------
+    list of dict
+        One row per parameter: the cell's coordinates, its key and the columns of
+        `analysis.sensitivity.prior_sensitivity`.
+    """
+    from analysis.files import write_text_atomic
+    from analysis.sensitivity import prior_sensitivity
+    from models import load_fit
+
+    table = prior_sensitivity(load_fit(cell_path(out, cell)))
+    for k, v in reversed([*cell.label().items(), ("key", cell.key)]):
+        table.insert(0, k, v)
+    path = sensitivity_path(out, cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, table.to_csv(index=False))
+    return table.to_dict("records")
 
 
 # --------------------------------------------------------------------------- Dask
@@ -719,6 +797,9 @@ class GridRun:
     seconds : float
         Wall time.
     out : pathlib.Path
+    sensitivity : pandas.DataFrame
+        With the ``psense`` job: the prior sensitivity table (also written to
+        ``<out>/grid_sensitivity.csv``); empty otherwise.
     """
 
     cells: list[Cell]
@@ -729,6 +810,7 @@ class GridRun:
     resubmitted: int = 0
     seconds: float = 0.0
     out: Path = Path(".")
+    sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run_grid(
@@ -806,25 +888,49 @@ def run_grid(
     log(f"grid {spec.path}: {len(cells)} cells, {len(reused)} complete and reused, {len(todo)} to fit")
     rows: dict[str, list[dict]] = {}
     failed: dict[str, str] = {}
+    sens: dict[str, list[dict]] = {}
     resubmitted = 0
-    if todo:
-        if scheduler == "serial" and client is None:
-            rows, failed = _run_serial(todo, table, out, progress, log)
-        else:
-            rows, failed, resubmitted = _run_dask(
-                todo,
-                table,
-                out,
-                scheduler,
-                workers,
-                client,
-                retries,
-                worker_base,
-                cluster_options,
-                cores_per_fit,
-                progress,
-                log,
-            )
+    psense = "psense" in spec.jobs
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        dask_client = None
+        stale = psense and any(
+            not (reuse and sensitivity_reusable(sensitivity_path(out, c), c.key)) for c in cells
+        )
+        if todo or stale:
+            if not (scheduler == "serial" and client is None):
+                dask_client = _dask_client(
+                    stack, scheduler, workers, client, worker_base, cluster_options, log
+                )
+        if todo:
+            if dask_client is None:
+                rows, failed = _run_serial(todo, fit_cell, (table, out), {"cores": None}, progress, log)
+            else:
+                data = _scatter_table(dask_client, table)
+                rows, failed, resubmitted = _run_dask(
+                    dask_client, todo, fit_cell, (data, str(out), cores_per_fit), retries, progress, log
+                )
+        if psense:
+            fitted_ok = [c for c in cells if c.name not in failed]
+            ps_todo = [
+                c for c in fitted_ok if not (reuse and sensitivity_reusable(sensitivity_path(out, c), c.key))
+            ]
+            log(f"prior sensitivity (psense): {len(ps_todo)} of {len(fitted_ok)} cells to compute")
+            if ps_todo and dask_client is None:
+                done, ps_failed = _run_serial(ps_todo, sensitivity_cell, (out,), {}, progress, log)
+            elif ps_todo:
+                done, ps_failed, more = _run_dask(
+                    dask_client, ps_todo, sensitivity_cell, (str(out),), retries, progress, log
+                )
+                resubmitted += more
+            else:
+                done, ps_failed = {}, {}
+            sens.update(done)
+            failed.update({k: f"psense: {v}" for k, v in ps_failed.items()})
+            for c in fitted_ok:
+                if c.name not in sens and c.name not in ps_failed:
+                    sens[c.name] = pd.read_csv(sensitivity_path(out, c)).to_dict("records")
     if reused:
         from models import load_fit
 
@@ -836,12 +942,21 @@ def run_grid(
     from analysis.files import write_text_atomic
 
     write_text_atomic(out / RESULTS_FILE, results.to_csv(index=False))
+    sensitivity = pd.DataFrame([r for c in cells if c.name in sens for r in sens[c.name]])
+    if psense:
+        write_text_atomic(out / SENSITIVITY_FILE, sensitivity.to_csv(index=False))
     fitted = [c.name for c in todo if c.name in rows]
-    run = GridRun(cells, results, fitted, reused, failed, resubmitted, time.time() - t0, out)
+    run = GridRun(cells, results, fitted, reused, failed, resubmitted, time.time() - t0, out, sensitivity)
     log(
         f"grid done in {run.seconds:.0f} s: {len(fitted)} fitted, {len(reused)} reused, "
         f"{len(failed)} failed; {out / RESULTS_FILE}"
     )
+    if psense and not sensitivity.empty:
+        flagged = sensitivity[sensitivity["flagged"].astype(bool)]
+        log(
+            f"prior sensitivity: {len(flagged)} of {len(sensitivity)} cell parameters flagged "
+            f"(prior sensitivity >= 0.05); {out / SENSITIVITY_FILE}"
+        )
     for name, why in failed.items():
         log(f"  FAILED {name}: {why}")
     return run
@@ -874,13 +989,18 @@ def _failure(exc: BaseException) -> str:
 
 
 def _run_serial(
-    todo: list[Cell], table: pd.DataFrame, out: Path, progress: bool, log: Callable[[str], None]
+    todo: list[Cell],
+    task: Callable[..., list[dict]],
+    args: tuple,
+    kwargs: dict[str, Any],
+    progress: bool,
+    log: Callable[[str], None],
 ) -> tuple[dict[str, list[dict]], dict[str, str]]:
     rows, failed = {}, {}
     with _bar(len(todo), progress) as bar:
         for c in todo:
             try:
-                rows[c.name] = fit_cell(c, table, out, cores=None)
+                rows[c.name] = task(c, *args, **kwargs)
             except Exception as exc:  # one failed cell does not stop the grid
                 failed[c.name] = _failure(exc)
                 log(f"cell {c.name} failed: {failed[c.name]}")
@@ -888,76 +1008,84 @@ def _run_serial(
     return rows, failed
 
 
-def _run_dask(
-    todo: list[Cell],
-    table: pd.DataFrame,
-    out: Path,
+def _dask_client(
+    stack: Any,
     scheduler: str,
     workers: int,
     client: Client | None,
-    retries: int,
     worker_base: str | os.PathLike | None,
     cluster_options: Mapping[str, Any] | None,
-    cores_per_fit: int,
+    log: Callable[[str], None],
+) -> Client:
+    """The given client, or one to a new local cluster or a running scheduler (closed with ``stack``)."""
+    from distributed import Client
+
+    if client is not None:
+        return client
+    if scheduler == "local":
+        cluster = stack.enter_context(local_cluster(workers, worker_base, **(cluster_options or {})))
+        client = stack.enter_context(Client(cluster))
+    else:
+        client = stack.enter_context(Client(scheduler))
+    n_workers = len(client.scheduler_info()["workers"])
+    log(f"dask: {n_workers} workers; dashboard {client.dashboard_link or 'off'}")
+    return client
+
+
+def _scatter_table(client: Client, table: pd.DataFrame) -> Any:
+    # The table travels once, as Parquet bytes inside a task rather than scattered data:
+    # the scheduler can then rebuild it on another worker when a worker holding it dies.
+    blob = table_bytes(table)
+    return client.submit(table_from_bytes, blob, key=f"grid-table-{hashlib.sha256(blob).hexdigest()[:16]}")
+
+
+def _run_dask(
+    client: Client,
+    todo: list[Cell],
+    task: Callable[..., list[dict]],
+    args: tuple,
+    retries: int,
     progress: bool,
     log: Callable[[str], None],
 ) -> tuple[dict[str, list[dict]], dict[str, str], int]:
-    from contextlib import ExitStack
-
-    from distributed import Client, as_completed
+    from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    with ExitStack() as stack:
-        if client is None:
-            if scheduler == "local":
-                cluster = stack.enter_context(local_cluster(workers, worker_base, **(cluster_options or {})))
-                client = stack.enter_context(Client(cluster))
-            else:
-                client = stack.enter_context(Client(scheduler))
-            n_workers = len(client.scheduler_info()["workers"])
-            log(f"dask: {n_workers} workers; dashboard {client.dashboard_link or 'off'}")
-        # The table travels once, as Parquet bytes inside a task rather than scattered data:
-        # the scheduler can then rebuild it on another worker when a worker holding it dies.
-        blob = table_bytes(table)
-        data = client.submit(
-            table_from_bytes, blob, key=f"grid-table-{hashlib.sha256(blob).hexdigest()[:16]}"
+    by_key: dict[str, Cell] = {}
+    tries: dict[str, int] = {}
+    kind = task.__name__.removesuffix("_cell")
+
+    def submit(c: Cell) -> Any:
+        fut = client.submit(
+            task,
+            c,
+            *args,
+            key=f"{kind}-{c.name}-{c.key[:8]}-{tries.get(c.name, 0)}",
+            retries=retries,
         )
-        by_key: dict[str, Cell] = {}
-        tries: dict[str, int] = {}
+        by_key[fut.key] = c
+        return fut
 
-        def submit(c: Cell) -> Any:
-            fut = client.submit(
-                fit_cell,
-                c,
-                data,
-                str(out),
-                cores_per_fit,
-                key=f"cell-{c.name}-{c.key[:8]}-{tries.get(c.name, 0)}",
-                retries=retries,
-            )
-            by_key[fut.key] = c
-            return fut
-
-        futures = [submit(c) for c in todo]
-        rows: dict[str, list[dict]] = {}
-        failed: dict[str, str] = {}
-        resubmitted = 0
-        pending = as_completed(futures)
-        with _bar(len(todo), progress) as bar:
-            for fut in pending:
-                c = by_key[fut.key]
-                try:
-                    rows[c.name] = fut.result()
-                except KilledWorker as exc:
-                    if tries.get(c.name, 0) < retries:
-                        tries[c.name] = tries.get(c.name, 0) + 1
-                        resubmitted += 1
-                        log(f"cell {c.name}: its workers died; resubmitted ({tries[c.name]}/{retries})")
-                        pending.add(submit(c))
-                        continue
-                    failed[c.name] = _failure(exc)
-                except Exception as exc:  # one failed cell does not stop the grid
-                    failed[c.name] = _failure(exc)
-                    log(f"cell {c.name} failed: {failed[c.name]}")
-                bar.update()
+    futures = [submit(c) for c in todo]
+    rows: dict[str, list[dict]] = {}
+    failed: dict[str, str] = {}
+    resubmitted = 0
+    pending = as_completed(futures)
+    with _bar(len(todo), progress) as bar:
+        for fut in pending:
+            c = by_key[fut.key]
+            try:
+                rows[c.name] = fut.result()
+            except KilledWorker as exc:
+                if tries.get(c.name, 0) < retries:
+                    tries[c.name] = tries.get(c.name, 0) + 1
+                    resubmitted += 1
+                    log(f"cell {c.name}: its workers died; resubmitted ({tries[c.name]}/{retries})")
+                    pending.add(submit(c))
+                    continue
+                failed[c.name] = _failure(exc)
+            except Exception as exc:  # one failed cell does not stop the grid
+                failed[c.name] = _failure(exc)
+                log(f"cell {c.name} failed: {failed[c.name]}")
+            bar.update()
     return rows, failed, resubmitted

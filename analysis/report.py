@@ -38,7 +38,7 @@ from analysis.files import write_text_atomic
 from analysis.lme4 import GlmerResult
 from models.fitting import ConvergenceWarning, Fit
 
-__all__ = ["write_report"]
+__all__ = ["write_grid_report", "write_report"]
 
 SYNTHETIC_BANNER = "SYNTHETIC DATA - these results come from simulated data, not from real survey responses."
 
@@ -666,6 +666,8 @@ def write_report(
     figures: Sequence[tuple[Path, str]] = (),
     titles: Mapping[str, str] | None = None,
     details: bool = False,
+    grid: Any = None,
+    maps: Any = None,
 ) -> tuple[Path, Path]:
     """Write the HTML and Markdown report of one or more fits.
 
@@ -708,6 +710,9 @@ def write_report(
         Findings of the study that no fitted model tests (listed as such).
     figures : sequence of (path, caption)
         Figures shown after the findings (e.g. the levels-model figure).
+    maps : analysis.maps.MapSection, optional
+        The map section (MrP and choropleths, computed by `analysis.maps.map_section`),
+        rendered after the figures with its note and a link to the MrP CSV.
     titles : mapping, optional
         Fit name -> a longer title for its section.
     details : bool
@@ -715,6 +720,8 @@ def write_report(
         disclosure note, the audit and the LOO comparison, and links to one detail page per
         model (``details/<model>.html`` and ``.md``), whose LA-level tables are CSV downloads.
         Default False: everything on one page.
+    grid : analysis.grid_summary.GridSection, optional
+        A grid run's forest plots and sensitivity flags, rendered after the figures.
 
     Returns
     -------
@@ -792,6 +799,10 @@ def write_report(
         _findings_section(doc, findings, missing_findings, synthetic)
     for path, caption in figures:
         doc.figure(Path(path), caption)
+    if maps is not None:
+        _maps_section(doc, maps, out_dir)
+    if grid is not None:
+        _grid_section(doc, grid)
     doc.h(2, "Disclosure control")
     unit = _unit(group)
     if synthetic:
@@ -830,6 +841,16 @@ def write_report(
     write_text_atomic(html_path, _render_html(doc, full_title))
     write_text_atomic(md_path, _render_md(doc, out_dir))
     return html_path, md_path
+
+
+def _maps_section(doc: _Doc, maps: Any, out_dir: Path) -> None:
+    """Render a precomputed `analysis.maps.MapSection`."""
+    doc.h(2, f"Maps: {maps.model}")
+    doc.p(maps.note, "note")
+    rel = Path(os.path.relpath(Path(maps.mrp_csv).resolve(), Path(out_dir).resolve())).as_posix()
+    doc.link(f"MrP estimates of every LA, with subgroups (CSV, published values only): {rel}", rel)
+    for path, caption in maps.maps.figures:
+        doc.figure(Path(path), caption)
 
 
 def _or_cell(row: pd.Series, mid: str, lo: str, hi: str) -> str:
@@ -879,3 +900,72 @@ def _findings_section(doc: _Doc, findings: pd.DataFrame, missing: Sequence[int],
         text = str(rows["finding_text"].iloc[0])
         doc.h(3, f"Finding {k}: {text}" if k else text)
         doc.items([f"[{r.model}] {r.sentence}" for r in rows.itertuples()], "")
+
+
+def _grid_section(doc: _Doc, grid: Any) -> None:
+    """A grid run (`analysis.grid_summary.GridSection`): forest plots across cells, then the
+    parameters that power-scaling flags as prior-sensitive."""
+    doc.h(2, "Grid of fits")
+    doc.p(
+        f"{grid.cells} cells of the grid run in {grid.run}. Each forest plot shows one claimed term "
+        f"of one model in every cell: posterior median odds ratio and {grid.interval}.",
+        "note",
+    )
+    if grid.not_converged:
+        doc.p(f"NOT CONVERGED: {', '.join(grid.not_converged)} - do not interpret those cells.", "fail")
+    for forest in grid.forests:
+        doc.h(3, f"{forest.entry}: {forest.term}")
+        doc.figure(forest.figure, forest.caption)
+        doc.table(forest.table.drop(columns=["cell"]), forest.caption, collapsed=True)
+    if grid.sensitivity is None:
+        return
+    doc.h(3, "Prior sensitivity (power-scaling)")
+    doc.p(
+        "Power-scaling sensitivity (ArviZ psense; Kallioinen et al. 2024) of every reported parameter in "
+        f"{grid.sensitivity_cells} cells. Flagged: prior sensitivity >= 0.05 (the prior moves the "
+        "posterior); likelihood-weak when the likelihood sensitivity is also below 0.05 (the data say "
+        "little: typically a group SD with few groups or a slope SD); prior-data conflict when both "
+        "are above 0.05.",
+        "note",
+    )
+    flagged = grid.sensitivity
+    if flagged.empty:
+        doc.p("No parameter is prior-sensitive in any cell.", "ok")
+        return
+    cols = [
+        c
+        for c in ("cell", "parameter", "prior", "likelihood", "likelihood_weak", "diagnosis")
+        if c in flagged
+    ]
+    doc.table(flagged[cols], f"Prior-sensitive parameters ({len(flagged)} cell parameters).")
+
+
+def write_grid_report(
+    grid: Any,
+    out_dir: str | Path,
+    *,
+    synthetic: bool,
+    title: str = "Grid of fits",
+    basename: str = "grid_report",
+) -> tuple[Path, Path]:
+    """Write the HTML and Markdown report of a grid run alone (`analysis.grid_summary.grid_section`).
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The HTML and Markdown files.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = _Doc()
+    full_title = f"{title}{' (SYNTHETIC DATA)' if synthetic else ''}"
+    doc.h(1, full_title)
+    if synthetic:
+        doc.p(SYNTHETIC_BANNER, "synthetic")
+    _grid_section(doc, grid)
+    if synthetic:
+        doc.p(SYNTHETIC_BANNER, "synthetic")
+    html_path, md_path = out_dir / f"{basename}.html", out_dir / f"{basename}.md"
+    write_text_atomic(html_path, _render_html(doc, full_title))
+    write_text_atomic(md_path, _render_md(doc, out_dir))
+    return html_path, md_path
