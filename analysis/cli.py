@@ -6,6 +6,7 @@ main       the main job on the synthetic cohort (or ``--release DIR``): data, th
            headline models (``--all``: every entry), lme4 side by side, findings, report
 catalogue  list the model catalogue (analysis/catalogue.toml)
 scenario   who gains, who loses: shift area factors for chosen LAs, change by subgroup
+page       the decision makers' interactive what-if page (one offline HTML file) from a run
 mrp        MrP: the share of each LA's adult population with an outcome (and by subgroup), CSV
 simulate   write a synthetic UKHLS release (SN 6614 + SN 6666 layout) with its true parameters
 prepare    read a release (real or synthetic) into the analysis table and print the audit
@@ -27,6 +28,7 @@ import pandas as pd
 from analysis.catalogue import CatalogueError, ManifestError
 from analysis.grid import GridError
 from analysis.lme4 import EstimatesFileError
+from analysis.page import PageError
 from data.errors import DataError
 from models import FitFileError, FormulaError, PriorError, SamplerSettingsError
 
@@ -41,6 +43,7 @@ USER_ERRORS = (
     ManifestError,
     GridError,
     FileNotFoundError,
+    PageError,
 )
 
 
@@ -78,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-lme4", action="store_true", help="skip the glmer comparison")
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
+    m.add_argument("--page", action="store_true", help="also write the interactive what-if page (page.html)")
+
+    pg = sub.add_parser("page", help="the interactive what-if page of a finished run (one offline HTML file)")
+    pg.add_argument("run", help="a finished main-job run folder (its fits and manifest.json)")
+    pg.add_argument("--out", help="HTML file to write (default: <run>/page.html)")
+    pg.add_argument("--draws", type=int, default=None, help="posterior draws shipped per model (default 200)")
+    pg.add_argument(
+        "--k", type=int, default=None, help="disclosure threshold (default: the run's --min-cell)"
+    )
 
     sc = sub.add_parser("scenario", help="who gains, who loses: shift area factors for chosen LAs")
     sc.add_argument("run", help="a finished main-job run folder (its fits and manifest.json)")
@@ -233,7 +245,23 @@ def _cmd_main(a: argparse.Namespace) -> int:
     if a.quick:
         settings.n = min(a.n, 4000)
         settings.chains, settings.draws, settings.tune = a.chains or 2, a.draws or 200, a.tune or 300
-    run_main(settings)
+    out = run_main(settings)
+    if a.page:
+        from analysis.page import write_page
+
+        print(f"page written: {write_page(out)}")
+    return 0
+
+
+def _cmd_page(a: argparse.Namespace) -> int:
+    import time
+
+    from analysis.page import PAGE_DRAWS, write_page
+
+    t0 = time.perf_counter()
+    path = write_page(a.run, a.out, draws=a.draws or PAGE_DRAWS, k=a.k)
+    size = path.stat().st_size / 1e6
+    print(f"page written: {path} ({size:.1f} MB, {time.perf_counter() - t0:.0f} s); open it in a browser")
     return 0
 
 
@@ -535,6 +563,7 @@ COMMANDS = {
     "main": _cmd_main,
     "catalogue": _cmd_catalogue,
     "scenario": _cmd_scenario,
+    "page": _cmd_page,
     "mrp": _cmd_mrp,
     "simulate": _cmd_simulate,
     "prepare": _cmd_prepare,
