@@ -277,24 +277,28 @@ def bym2_layout(block: GroupBlock) -> BYM2Layout:
     return graph_layout(full, np.array([pos[lv] for lv in block.levels]))
 
 
-def simulate_icar(graph: AdjacencyGraph, rng: np.random.Generator) -> np.ndarray:
-    """One exact draw of the ICAR (precision Q = D - W, sum zero in each component);
-    0 for singletons. Unscaled: divide by ``sqrt(icar_scaling(graph))`` for marginal variance ~1."""
+def simulate_icar(graph: AdjacencyGraph, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+    """Exact draws of the ICAR (precision Q = D - W, sum zero in each component); 0 for
+    singletons. Unscaled: divide by ``sqrt(icar_scaling(graph))`` for marginal variance ~1.
+
+    Returns shape (nodes,), or (size, nodes) when ``size`` is given."""
     labels = graph.components()
     q = icar_precision(graph)
-    phi = np.zeros(graph.n_nodes)
+    k = 1 if size is None else size
+    phi = np.zeros((k, graph.n_nodes))
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) < 2:
             continue
         lam, vec = np.linalg.eigh(q[np.ix_(idx, idx)])
         keep = lam > 1e-9 * lam.max()
-        phi[idx] = vec[:, keep] @ (rng.standard_normal(int(keep.sum())) / np.sqrt(lam[keep]))
-    return phi
+        z = rng.standard_normal((k, int(keep.sum()))) / np.sqrt(lam[keep])
+        phi[:, idx] = z @ vec[:, keep].T
+    return phi[0] if size is None else phi
 
 
 def simulate_bym2(
-    graph: AdjacencyGraph, sd: float, rho: float, rng: np.random.Generator
+    graph: AdjacencyGraph, sd: float, rho: float, rng: np.random.Generator, size: int | None = None
 ) -> dict[str, np.ndarray]:
     """Draw BYM2 effects on a graph with known ``sd`` and ``rho``.
 
@@ -303,11 +307,11 @@ def simulate_bym2(
     dict
         ``effect`` (total, per node), ``structured`` (``sd sqrt(rho/s) phi``),
         ``unstructured`` (``sd sqrt(1-rho) theta``; ``sd theta`` for singletons), ``phi``,
-        ``theta``.
+        ``theta``; each of shape (nodes,), or (size, nodes) when ``size`` is given.
     """
     s = icar_scaling(graph)
-    phi = simulate_icar(graph, rng)
-    theta = rng.standard_normal(graph.n_nodes)
+    phi = simulate_icar(graph, rng, size)
+    theta = rng.standard_normal(phi.shape)
     single = np.isnan(s)
     structured = np.where(single, 0.0, sd * np.sqrt(rho / np.where(single, 1.0, s)) * phi)
     unstructured = sd * np.where(single, 1.0, np.sqrt(1.0 - rho)) * theta
