@@ -200,6 +200,7 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
     except ValueError as exc:  # not enough fitted models for the figure
         print(f"      levels figure not drawn: {exc}", flush=True)
     write_text_atomic(out / "findings.csv", findings.to_csv(index=False))
+    maps = _maps(fits, table, out, synthetic, settings, la_names)
     html, md = write_report(
         fits,
         out,
@@ -215,5 +216,21 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
         figures=figures,
         titles={n: r.entry.title for n, r in results.items()},
         details=True,
+        maps=maps,
     )
     return [Path(html), Path(md), out / "findings.csv"]
+
+
+def _maps(fits, table, out, synthetic, settings, la_names):  # noqa: ANN001, ANN202
+    """MrP and the maps of one model for the report (`analysis.maps.map_section`); a failure is
+    printed and the report goes on without maps."""
+    from analysis.maps import map_section
+
+    try:
+        section = map_section(fits, table, out, synthetic=synthetic, k=settings.min_cell, names=la_names)
+    except Exception as exc:  # the maps must not lose the rest of the run
+        print(f"      maps not drawn: {type(exc).__name__}: {exc}", flush=True)
+        return None
+    if section is not None:
+        print(f"      maps and MrP of {section.model}: {section.mrp_csv}", flush=True)
+    return section

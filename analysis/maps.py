@@ -37,11 +37,14 @@ from data.areas import LA_DIR
 __all__ = [
     "BOUNDARY_FILE",
     "BoundaryJoin",
+    "MAP_ENTRIES",
+    "MapSection",
     "MapSet",
     "choropleth",
     "join_boundaries",
     "la_effect_values",
     "la_maps",
+    "map_section",
     "load_boundaries",
     "mrp_map_values",
     "suppressed_codes",
@@ -384,3 +387,89 @@ def la_maps(
 def suppressed_codes(values: Sequence[str], counts: Mapping[str, int], k: int, synthetic: bool) -> set[str]:
     """The LAs a map hatches: on real data those with fewer than ``k`` respondents."""
     return set() if synthetic else {c for c in values if int(counts.get(c, 0)) < k}
+
+
+#: Catalogue entries mapped by the main job, in order of preference (the first one fitted).
+MAP_ENTRIES = ("life_satisfaction", "mental_wellbeing", "community_wellbeing")
+
+
+@dataclass
+class MapSection:
+    """The main job's map section: what the report renders (it computes nothing)."""
+
+    model: str
+    maps: MapSet
+    mrp_csv: Path
+    note: str
+
+
+def map_section(
+    fits: Mapping[str, Any],
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    synthetic: bool,
+    k: int = DEFAULT_K,
+    names: Mapping[str, str] | None = None,
+    entries: Sequence[str] = MAP_ENTRIES,
+    max_draws: int = 400,
+) -> MapSection | None:
+    """MrP and the four maps of one fitted model, for the report's map section.
+
+    The model is the first of ``entries`` among ``fits`` with a 0/1 outcome and an ``lad``
+    factor (else the first such fit). Writes ``<out_dir>/mrp/<model>.csv`` (the published
+    MrP table, disclosure rule applied) and ``<out_dir>/figures/map_<model>_*.png``.
+
+    Returns
+    -------
+    MapSection or None
+        None when no fit can be mapped.
+    """
+    from analysis.mrp import mrp
+
+    usable = [
+        n
+        for n, f in fits.items()
+        if f.md.family == "bernoulli" and any(b.factor == "lad" for b in f.md.blocks)
+    ]
+    if not usable:
+        return None
+    name = next((e for e in entries if e in usable), usable[0])
+    fit = fits[name]
+    weight = next((w for w in ("weight_sc", "weight") if w in table), None)
+    res = mrp(
+        fit,
+        table=table,
+        synthetic=synthetic,
+        k=k,
+        names=dict(names or {}),
+        model=name,
+        weight=weight,
+        max_draws=max_draws,
+        by=["age50"],
+    )
+    out_dir = Path(out_dir)
+    csv = out_dir / "mrp" / f"{name}.csv"
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    res.to_csv(csv, index=False)
+    counts = table.loc[fit.md.complete_rows(table), "lad"].astype(str).value_counts().to_dict()
+    maps = la_maps(fit, res, out_dir / "figures", synthetic=synthetic, k=k, n_respondents=counts, name=name)
+    rule = (
+        "Synthetic data: nothing suppressed."
+        if synthetic
+        else (
+            f"Disclosure control: every map hatches the {len(maps.suppressed)} LA(s) with fewer than {k} "
+            f"respondents; in the MrP table their shares are published only as intervals (no point "
+            f"estimate, direct estimate or respondent count) and their own LA effect is not used."
+        )
+    )
+    n_not = len(res.attrs["not_estimable"])
+    note = (
+        f"Maps of {name} ({fit.md.response}). LA effects: odds ratio against the average LA. MrP: the "
+        f"share of each LA's adult population with {fit.md.response}, post-stratified over the ONS "
+        f"mid-2019 sex x age-band cells (other predictors from respondents of the same cell); LA mode: "
+        f"{res.attrs['la_mode']}; {res.attrs['interval']}. {res.attrs['direct'].capitalize()}. "
+        + (f"{n_not} LA(s) have no estimate (no area values). " if n_not else "")
+        + rule
+    )
+    return MapSection(model=name, maps=maps, mrp_csv=csv, note=note)

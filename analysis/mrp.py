@@ -119,13 +119,15 @@ def add_cell_columns(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _area_columns(fit: Any, table: pd.DataFrame, group: str) -> list[str]:
-    """Predictor columns constant within every LA of the respondents: the area factors."""
+    """The area factors among the predictors: named ``area_*`` (the analysis table's area
+    columns, leave-one-out means included, whose values differ slightly within an LA), or
+    constant (nearly) within every LA of the respondents."""
     idx = pd.factorize(table[group])[0]
     cols = []
     for c in fit.md.predictor_columns:
         if c == group or c not in table or not pd.api.types.is_numeric_dtype(table[c]):
             continue
-        if nearly_constant_within(table[c].to_numpy(dtype=float), idx):
+        if c.startswith("area_") or nearly_constant_within(table[c].to_numpy(dtype=float), idx):
             cols.append(c)
     return cols
 
@@ -135,7 +137,8 @@ def area_values(
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Each LA's area factors in the model's units.
 
-    LAs with respondents take the respondents' value. Others take the published figure
+    LAs with respondents take the respondents' mean (their value; for a leave-one-out mean,
+    about the LA's mean). Others take the published figure
     (``data.areas.PUBLISHED_AREA_COLUMNS``: the ``<column>_raw`` of the table is the
     published column) mapped to the table's scale by the exact linear map between the
     table's raw and standardised values; a factor with no published source (e.g. a
@@ -147,7 +150,7 @@ def area_values(
         Area values indexed by LA code (NaN where unknown), and LA code -> why it has no
         values, for every LA with a missing value.
     """
-    per_la = table.groupby(group, observed=True)[list(columns)].first()
+    per_la = table.groupby(group, observed=True)[list(columns)].mean()
     out = per_la.reindex(list(las))
     absent = [c for c in las if c not in per_la.index]
     if absent and columns:
@@ -180,7 +183,9 @@ def _pool(
     for _cell, rows in resp.groupby(["age_band", "sex"], observed=True, sort=True):
         if len(rows) > per_cell:
             rows = rows.iloc[np.sort(rng.choice(len(rows), per_cell, replace=False))]
-        w = rows[weight].astype(float) if weight else pd.Series(1.0, index=rows.index)
+        w = rows[weight].astype(float).fillna(0.0) if weight else pd.Series(1.0, index=rows.index)
+        if not w.sum() > 0:  # no one in the cell inside the weight's population: equal weights
+            w = pd.Series(1.0, index=rows.index)
         part = rows[keep].assign(_w=w.to_numpy())
         part = part.groupby(keep, observed=True, dropna=False, sort=False)["_w"].sum().reset_index()
         part["_w"] = part["_w"] / part["_w"].sum()
@@ -315,7 +320,7 @@ def mrp(
             raise MrpError(f"mrp: the respondents lack {c!r} (give table= with age and female, or {c})")
     resp = resp[resp["age_band"].notna() & resp["sex"].notna()]
     resp[group] = resp[group].astype(str)
-    weighted = bool(weight) and weight in resp
+    weighted = bool(weight) and weight in resp and bool((resp[weight].astype(float) > 0).any())
     wcol = weight if weighted else None
     y = md.response
 
@@ -437,7 +442,7 @@ def mrp(
         sub = resp.loc[m]
         n_col.append(len(sub))
         if len(sub) and y in sub:
-            wv = sub[wcol].astype(float) if wcol else pd.Series(1.0, index=sub.index)
+            wv = sub[wcol].astype(float).fillna(0.0) if wcol else pd.Series(1.0, index=sub.index)
             direct.append(float((sub[y].astype(float) * wv).sum() / wv.sum()) if wv.sum() > 0 else np.nan)
         else:
             direct.append(np.nan)
@@ -476,7 +481,8 @@ def mrp(
             "direct": (
                 f"direct estimate: respondents' share weighted by {wcol!r}"
                 if wcol
-                else "direct estimate: unweighted share of respondents (the table has no weight column)"
+                else "direct estimate: unweighted share of respondents (the table has no weights"
+                + (f": {weight!r} is empty)" if weight and weight in resp else ")")
             ),
             "not_estimable": not_estimable,
             "unmatched": sorted(set(resp[group]) - set(pop["lad"])),

@@ -96,3 +96,31 @@ def test_maps_render_and_hatch_exactly_the_las_below_k(respondents, tmp_path):
     )
     assert syn.suppressed == set()
     assert suppressed_codes(["a", "b"], {"a": 3, "b": 30}, 10, synthetic=False) == {"a"}
+
+
+def test_map_section_in_the_report_follows_the_disclosure_rule(respondents, tmp_path):
+    from analysis.maps import map_section
+    from analysis.report import write_report
+
+    df, population, area, extra = respondents
+    fit = fake_fit(df, "y ~ age50 + female + area + (1 | lad)")
+    k = 15
+    section = map_section({"life_satisfaction": fit}, df, tmp_path, synthetic=False, k=k, max_draws=100)
+    assert section.model == "life_satisfaction" and len(section.maps.figures) == 4
+    published = pd.read_csv(section.mrp_csv)
+    counts = df.lad.value_counts()
+    rows = published[(published.lad != "GB")]
+    small = rows[rows.lad.map(lambda c: counts.get(c, 0) < k)]
+    assert len(small) and small[["mrp_mean", "mrp_median", "direct", "n", "p_above_gb"]].isna().all().all()
+    sub = rows[rows.subgroup == "age50"]
+    assert (sub.n.dropna() >= k).all() and sub.loc[sub.n.isna(), ["mrp_mean", "direct"]].isna().all().all()
+    # every LA below k (respondents in the fit's rows) is hatched, and only those
+    below = {c for c in section.maps.suppressed}
+    assert below == {c for c in set(rows.lad) | set(counts.index) if counts.get(c, 0) < k}
+    assert f"hatches the {len(below)} LA(s) with fewer than {k} respondents" in section.note
+    html, md = write_report({"life_satisfaction": fit}, tmp_path, synthetic=False, min_cell=k, maps=section)
+    text = html.read_text()
+    assert "Maps: life_satisfaction" in text and "interval only" not in text  # values live in the CSV
+    assert text.count("data:image/png;base64") >= 4 and "mrp/life_satisfaction.csv" in text
+    assert "LA mode: each row&#39;s own LA" in text or "LA mode: each row's own LA" in text
+    assert "hatches the" in md.read_text()
