@@ -962,6 +962,55 @@ def run_grid(
     return run
 
 
+def run_tasks(
+    task: Callable[..., Any],
+    items: list[Any],
+    args: tuple = (),
+    *,
+    scheduler: str = "local",
+    workers: int = 2,
+    client: Client | None = None,
+    retries: int = 2,
+    worker_base: str | os.PathLike | None = None,
+    cluster_options: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run ``task(item, *args)`` for every item, on the grid's Dask set-up or in this process.
+
+    The runner of `run_grid` for work that is not a catalogue fit (e.g. the replicates of
+    `analysis.calibration`): the same local cluster (one-thread process workers with their
+    own compile folders), scheduler addresses, retries and resubmission of items whose
+    workers died.
+
+    Parameters
+    ----------
+    task : callable
+        Importable function (workers unpickle it by name) of an item and ``args``.
+    items : list
+        Objects with a unique ``name`` and a ``key`` (str) attribute.
+    args : tuple
+        More arguments of every call (sent with each task).
+    scheduler, workers, client, retries, worker_base, cluster_options, progress, log
+        As in `run_grid`.
+
+    Returns
+    -------
+    results : dict of str to object
+        By item name, what ``task`` returned.
+    failed : dict of str to str
+        By item name, the error of items that failed.
+    """
+    from contextlib import ExitStack
+
+    if scheduler == "serial" and client is None:
+        return _run_serial(items, task, args, {}, progress, log)
+    with ExitStack() as stack:
+        dask_client = _dask_client(stack, scheduler, workers, client, worker_base, cluster_options, log)
+        rows, failed, _ = _run_dask(dask_client, items, task, args, retries, progress, log)
+    return rows, failed
+
+
 def table_bytes(table: pd.DataFrame) -> bytes:
     """The analysis table as Parquet bytes (exact for numbers, keeps categories)."""
     import io
@@ -1053,7 +1102,7 @@ def _run_dask(
 
     by_key: dict[str, Cell] = {}
     tries: dict[str, int] = {}
-    kind = task.__name__.removesuffix("_cell")
+    kind = task.__name__.removesuffix("_cell").replace("_", "-")
 
     def submit(c: Cell) -> Any:
         fut = client.submit(

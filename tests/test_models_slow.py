@@ -14,8 +14,12 @@ inferences, not merely runnable code:
     from the prior predictive, and the rank of each true value among thinned posterior
     draws, which is uniform when the sampler and model are correct.
 
-Both compile the PyMC model once with nutpie and reuse it for every replicate through
-``CompiledModel.with_data`` (compiling takes ~15 s; sampling one replicate takes seconds).
+Both run through the grid runner (`analysis.calibration.run_replicates`, built on
+`analysis.grid.run_tasks`): each replicate is one task, fitted by `models.fit` (compiled
+models from the structure-keyed cache, so each worker compiles the model once) on a local
+Dask cluster of 2 one-thread process workers by default, or on a running cluster with
+``--scheduler tcp://host:8786`` (``--scheduler serial``: one after another in this process).
+A replicate's result depends only on its own seed and data, not on the worker.
 Per-replicate tables and the SBC rank histogram are written to ``benchmarks/sbc/``.
 
 Run with ``.venv/bin/python -m pytest -m slow tests/test_models_slow.py`` (they are excluded
@@ -28,15 +32,21 @@ import time
 import warnings
 from pathlib import Path
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
-import xarray as xr
 from scipy import stats
 
 import models
+from analysis.calibration import (
+    CalibrationStudy,
+    Replicate,
+    coverage_replicate,
+    quantity_draws,
+    run_replicates,
+    sbc_replicate,
+)
 
 nutpie = pytest.importorskip("nutpie")
 
@@ -66,7 +76,7 @@ COV_TRUTH = {
 # ---------------------------------------------------------------------------- SBC set-up
 SBC_FORMULA = "y ~ x + (1 + x | g)"
 SBC_GROUPS, SBC_ROWS_PER_GROUP = 20, 15
-SBC_REPLICATES = 120
+SBC_REPLICATES = 200
 SBC_CHAINS, SBC_TUNE, SBC_DRAWS = 2, 500, 1000
 SBC_KEEP = 99  # posterior draws kept per replicate: ranks take 100 values, 10 per bin
 SBC_BINS = 10
@@ -86,6 +96,13 @@ SBC_PARAMETERS = ["Intercept", "b[x]", "sd_g[Intercept]", "sd_g[x]", "cor_g[Inte
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def scheduler(request: pytest.FixtureRequest) -> str:
+    """Where the replicates run: pytest's ``--scheduler`` (default ``local``, a 2-worker
+    LocalCluster; ``serial``; or a scheduler address)."""
+    return str(request.config.getoption("--scheduler"))
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:
@@ -138,111 +155,6 @@ def _simulate_coverage_data(rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame({"g": [f"g{j:02d}" for j in g], "x": x, "w": w, "y": y})
 
 
-def _model_inputs(md: models.ModelData) -> dict[str, np.ndarray]:
-    """Values of the model's ``pm.Data`` containers for a `ModelData`.
-
-    Mirrors `models.logistic.hierarchical_logistic`: the slope columns of the fixed design
-    centred at their means, the group index, the non-constant slope-design columns and the
-    outcome.
-
-    Parameters
-    ----------
-    md : models.ModelData
-        Model data of one replicate.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        Keyword arguments for ``CompiledModel.with_data`` or ``pymc.set_data``.
-    """
-    slope_cols = [j for j, term in enumerate(md.fixed_terms) if term != "Intercept"]
-    X = md.X[:, slope_cols]
-    out = {"X_centred": X - X.mean(axis=0), "y_obs": md.y}
-    for block in md.blocks:
-        out[f"idx_{block.name}"] = block.idx
-        for t in range(block.Z.shape[1]):
-            if not np.all(block.Z[:, t] == 1.0):
-                out[f"Z_{block.name}_{t}"] = block.Z[:, t]
-    return out
-
-
-def _sample(compiled, seed: int, chains: int, tune: int, draws: int) -> xr.DataTree:
-    """Sample a compiled nutpie model with the sampler settings of `models.fit`.
-
-    Parameters
-    ----------
-    compiled : nutpie.compiled_pyfunc or CompiledPyMCModel
-        Model compiled by ``nutpie.compile_pymc_model`` (possibly with new data).
-    seed : int
-        Sampler seed.
-    chains, tune, draws : int
-        Chains, tuning steps and kept draws per chain.
-
-    Returns
-    -------
-    xarray.DataTree
-        With ``posterior`` (including deterministics) and ``sample_stats`` groups.
-    """
-    return nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=chains,
-        seed=seed,
-        target_accept=0.9,
-        progress_bar=False,
-    )
-
-
-def _draws(ds: xr.Dataset, name: str) -> np.ndarray:
-    """Flattened draws (chains concatenated, in order) of one scalar quantity.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        Posterior or prior group with ``chain`` and ``draw`` dimensions.
-    name : str
-        Key of `PARAMETERS`, e.g. ``"sd_g[x]"``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(chain * draw,)``.
-    """
-    var, sel = PARAMETERS[name]
-    da = ds[var].sel(sel) if sel else ds[var]
-    return np.asarray(da.transpose("chain", "draw").values, dtype=float).reshape(-1)
-
-
-def _n_divergent(trace: xr.DataTree) -> int:
-    """Number of divergent post-warm-up transitions of a nutpie trace."""
-    return int(trace["sample_stats"]["diverging"].values.sum())
-
-
-def _min_ess(post: xr.Dataset) -> float:
-    """Smallest bulk ESS among the reported parameters ranked or checked in this file.
-
-    Parameters
-    ----------
-    post : xarray.Dataset
-        Posterior draws.
-
-    Returns
-    -------
-    float
-        Minimum over the scalar quantities of `PARAMETERS` present in ``post`` (the unit
-        diagonal of the correlation matrix, which has no ESS, is never selected).
-    """
-    ess = az.ess(post[["Intercept", "b", "sd_g", "cor_g"]], method="bulk")
-    out = np.inf
-    for var, sel in PARAMETERS.values():
-        coord_ok = all(v in post[var].coords[d].values for d, v in sel.items())
-        if coord_ok:
-            out = min(out, float(ess[var].sel(sel) if sel else ess[var]))
-    return out
-
-
 def _binomial_band(n: int, p: float, level: float) -> tuple[int, int]:
     """Central binomial interval of counts ``[lo, hi]`` with probability at least ``level``.
 
@@ -283,7 +195,7 @@ def _report(name: str, text: str) -> None:
 
 
 @pytest.mark.slow
-def test_interval_coverage_over_replicates() -> None:
+def test_interval_coverage_over_replicates(scheduler: str) -> None:
     """95% equal-tailed intervals cover the true values in ~95% of replicated data sets.
 
     Each of the ``COV_REPLICATES`` replicates has new predictors, new true group effects and
@@ -298,67 +210,49 @@ def test_interval_coverage_over_replicates() -> None:
     rng = np.random.default_rng(COV_SEED)
     replicates = [_simulate_coverage_data(rng) for _ in range(COV_REPLICATES)]
 
+    # every replicate gets the same model: same default priors (standardised predictors)
     template_md = models.build_model_data(COV_FORMULA, replicates[0])
     priors = models.resolve_priors(template_md)
     assert template_md.fixed_terms == ["Intercept", "x", "w", "x:w"]
     assert all(str(p) == "normal(0, 2.5)" for k, p in priors.items() if k.startswith("b[")), priors
-    model = models.hierarchical_logistic(template_md, priors)
+    for i in (1, COV_REPLICATES - 1):
+        assert models.resolve_priors(models.build_model_data(COV_FORMULA, replicates[i])) == priors
 
-    # Reusing the compiled model is only valid if the model built for a replicate equals the
-    # template with new data: same priors, same centring constants (the x means, baked into
-    # the Intercept deterministic), and the same log density after pm.set_data.
-    md1 = models.build_model_data(COV_FORMULA, replicates[1])
-    fresh = models.hierarchical_logistic(md1, models.resolve_priors(md1))
-    point = fresh.initial_point(random_seed=1)
-    point = {k: v + 0.3 for k, v in point.items()}
-    logp_fresh = fresh.compile_logp()(point)
-    with model:
-        pm.set_data(_model_inputs(md1))
-    logp_template = model.compile_logp()(point)
-    np.testing.assert_allclose(logp_template, logp_fresh, rtol=1e-10)
-    with model:
-        pm.set_data(_model_inputs(template_md))
+    study = CalibrationStudy(
+        formula=COV_FORMULA,
+        quantities=PARAMETERS,
+        chains=COV_CHAINS,
+        tune=COV_TUNE,
+        draws=COV_DRAWS,
+        target_accept=0.9,
+        centered=False,
+    )
+    tasks = [
+        Replicate(index=i, seed=COV_SEED + i, data=df, truth=COV_TRUTH, study="coverage")
+        for i, df in enumerate(replicates)
+    ]
+    table = run_replicates(coverage_replicate, study, tasks, scheduler=scheduler, log=print)
 
-    compiled = nutpie.compile_pymc_model(model)
-    rows = []
-    for i, df in enumerate(replicates):
-        md = models.build_model_data(COV_FORMULA, df)
-        assert models.resolve_priors(md) == priors, f"replicate {i}: priors differ from the template's"
-        inputs = _model_inputs(md)
-        assert np.allclose(md.X[:, 1:].mean(axis=0), 0.0, atol=1e-12)
-        assert md.blocks[0].levels == template_md.blocks[0].levels
-        t0 = time.perf_counter()
-        trace = _sample(compiled.with_data(**inputs), COV_SEED + i, COV_CHAINS, COV_TUNE, COV_DRAWS)
-        seconds = time.perf_counter() - t0
-        post = trace["posterior"].to_dataset()
-        row = {"replicate": i, "divergences": _n_divergent(trace), "mean_y": float(md.y.mean())}
-        row["sampling_s"] = seconds
-        for name, truth in COV_TRUTH.items():
-            d = _draws(post, name)
-            lo, hi = np.quantile(d, [0.025, 0.975])
-            row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
-            row[f"{name}_mean"] = d.mean()
-            row[f"{name}_covered"] = bool(lo <= truth <= hi)
-        row["min_ess_bulk"] = _min_ess(post)
-        rows.append(row)
+    # the package's own summary (the `Fit` path) gives the same intervals as the replicate's row
+    first = models.fit(
+        COV_FORMULA,
+        replicates[0],
+        centered=False,
+        chains=COV_CHAINS,
+        tune=COV_TUNE,
+        draws=COV_DRAWS,
+        seed=COV_SEED,
+        target_accept=0.9,
+        escalate=False,
+        progressbar=False,
+        accept_failed=True,
+    )
+    summary = first.summary(prob=0.95)
+    for name in COV_TRUTH:
+        label = name.replace("cor_g[Intercept,x]", "cor_g[Intercept, x]")
+        assert summary.loc[label, "eti95_lb"] == pytest.approx(table.loc[0, f"{name}_lo"], abs=0.02)
+        assert summary.loc[label, "eti95_ub"] == pytest.approx(table.loc[0, f"{name}_hi"], abs=0.02)
 
-        if i == 0:
-            # the package's own summary (the `Fit` path) gives the same intervals
-            fit = models.Fit(
-                idata=trace,
-                md=md,
-                priors=priors,
-                convergence=models.check_convergence(trace),
-                settings={"sampler": "nutpie", "chains": COV_CHAINS, "draws": COV_DRAWS},
-                accept_failed=True,
-            )
-            summary = fit.summary(prob=0.95)
-            for name in COV_TRUTH:
-                label = name.replace("cor_g[Intercept,x]", "cor_g[Intercept, x]")
-                assert summary.loc[label, "eti95_lb"] == pytest.approx(row[f"{name}_lo"], abs=0.02)
-                assert summary.loc[label, "eti95_ub"] == pytest.approx(row[f"{name}_hi"], abs=0.02)
-
-    table = pd.DataFrame(rows)
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "coverage.csv", index=False)
 
@@ -391,7 +285,10 @@ def test_interval_coverage_over_replicates() -> None:
         f"min bulk ESS of the 7 parameters: median {table['min_ess_bulk'].median():.0f}, "
         f"lowest {table['min_ess_bulk'].min():.0f}"
     )
-    lines.append(f"runtime {time.perf_counter() - start:.0f} s")
+    lines.append(
+        f"runtime {time.perf_counter() - start:.0f} s (scheduler {scheduler}; "
+        f"{table['pid'].nunique()} worker processes)"
+    )
     _report("coverage_summary", "\n".join(lines))
     assert not failures, "coverage inconsistent with 0.95: " + "; ".join(failures)
 
@@ -417,28 +314,6 @@ def _sbc_design() -> pd.DataFrame:
             "y": np.arange(n) % 2,
         }
     )
-
-
-def _rank(draws: np.ndarray, truth: float, rng: np.random.Generator) -> int:
-    """SBC rank statistic: number of draws below the true value (ties split at random).
-
-    Parameters
-    ----------
-    draws : numpy.ndarray
-        Thinned posterior draws, length L.
-    truth : float
-        The value the data were simulated from.
-    rng : numpy.random.Generator
-        For breaking ties.
-
-    Returns
-    -------
-    int
-        In ``0 .. L``; uniform over these values for a calibrated posterior.
-    """
-    below = int(np.sum(draws < truth))
-    ties = int(np.sum(draws == truth))
-    return below + (int(rng.integers(0, ties + 1)) if ties else 0)
 
 
 def _plot_ranks(ranks: pd.DataFrame, pvalues: dict[str, float], path: Path) -> None:
@@ -477,13 +352,14 @@ def _plot_ranks(ranks: pd.DataFrame, pvalues: dict[str, float], path: Path) -> N
 
 
 @pytest.mark.slow
-def test_simulation_based_calibration() -> None:
+def test_simulation_based_calibration(scheduler: str) -> None:
     """SBC ranks of Intercept, b[x], the two group SDs and their correlation are uniform.
 
     Parameters and outcomes are drawn jointly with ``pm.sample_prior_predictive`` from the
     model `models.hierarchical_logistic` builds with the default priors, so the simulation
-    prior is the inference prior by construction. Every replicate is fitted with the same
-    compiled nutpie model (``with_data(y_obs=...)``); 2 chains x 1000 draws are thinned to
+    prior is the inference prior by construction. Every replicate is one task of the grid
+    runner, fitted by `models.fit` (non-centred, as simulated; the compiled model comes from
+    the cache); 2 chains x 1000 draws are thinned to
     ``SBC_KEEP`` = 99 evenly spaced draws (every 20th) and the rank of the true value is taken.
     So that the kept draws are roughly independent, a replicate whose smallest bulk ESS of the
     ranked quantities is below 99 is sampled again four times longer (Talts et al., algorithm
@@ -502,34 +378,30 @@ def test_simulation_based_calibration() -> None:
         prior = pm.sample_prior_predictive(draws=SBC_REPLICATES, model=model, random_seed=SBC_SEED)
     prior_params = prior["prior"].to_dataset()
     y_sim = prior["prior_predictive"]["y"].transpose("chain", "draw", "obs_id").values[0]
-    truths = {name: _draws(prior_params, name) for name in SBC_PARAMETERS}
+    truths = {name: quantity_draws(prior_params, PARAMETERS[name]) for name in SBC_PARAMETERS}
 
-    compiled = nutpie.compile_pymc_model(model)
-    rng = np.random.default_rng(SBC_SEED + 1)
-    rows = []
-    for i in range(SBC_REPLICATES):
-        data = compiled.with_data(y_obs=y_sim[i])
-        t0 = time.perf_counter()
-        trace = _sample(data, SBC_SEED + i, SBC_CHAINS, SBC_TUNE, SBC_DRAWS)
-        min_ess = _min_ess(trace["posterior"].to_dataset())
-        row = {"replicate": i, "mean_y": float(y_sim[i].mean()), "first_min_ess_bulk": min_ess}
-        row["first_divergences"] = _n_divergent(trace)
-        row["refit"] = min_ess < SBC_KEEP
-        if row["refit"]:
-            # Talts et al. (2018, algorithm 2): too few effective draws to thin to SBC_KEEP
-            # nearly independent ones; sample this replicate again, four times longer.
-            trace = _sample(data, SBC_SEED + 10_000 + i, SBC_CHAINS, SBC_TUNE, 4 * SBC_DRAWS)
-        row["sampling_s"] = time.perf_counter() - t0
-        post = trace["posterior"].to_dataset()
-        total = post.sizes["chain"] * post.sizes["draw"]
-        keep = np.arange(0, total, total // (SBC_KEEP + 1))[:SBC_KEEP]
-        row["divergences"] = _n_divergent(trace)
-        row["min_ess_bulk"] = _min_ess(post)
-        for name in SBC_PARAMETERS:
-            row[name] = _rank(_draws(post, name)[keep], truths[name][i], rng)
-            row[f"{name}_true"] = truths[name][i]
-        rows.append(row)
-    ranks = pd.DataFrame(rows)
+    study = CalibrationStudy(
+        formula=SBC_FORMULA,
+        quantities={name: PARAMETERS[name] for name in SBC_PARAMETERS},
+        chains=SBC_CHAINS,
+        tune=SBC_TUNE,
+        draws=SBC_DRAWS,
+        target_accept=0.9,
+        centered=False,
+        keep=SBC_KEEP,
+        refit_factor=4,
+    )
+    tasks = [
+        Replicate(
+            index=i,
+            seed=SBC_SEED + i,
+            data=df.assign(y=y_sim[i]),
+            truth={name: float(truths[name][i]) for name in SBC_PARAMETERS},
+            study="sbc",
+        )
+        for i in range(SBC_REPLICATES)
+    ]
+    ranks = run_replicates(sbc_replicate, study, tasks, scheduler=scheduler, log=print)
     OUT.mkdir(parents=True, exist_ok=True)
     ranks.to_csv(OUT / "sbc_ranks.csv", index=False)
 
@@ -561,7 +433,10 @@ def test_simulation_based_calibration() -> None:
         f"{int(ranks['refit'].sum())} replicates below {SBC_KEEP} refitted 4x longer, after which "
         f"{low_ess} remain below {SBC_KEEP} (lowest {ranks['min_ess_bulk'].min():.0f})"
     )
-    lines.append(f"runtime {time.perf_counter() - start:.0f} s")
+    lines.append(
+        f"runtime {time.perf_counter() - start:.0f} s (scheduler {scheduler}; "
+        f"{ranks['pid'].nunique()} worker processes)"
+    )
     _plot_ranks(ranks, pvalues, OUT / "sbc_ranks.png")
     _report("sbc_summary", "\n".join(lines))
     assert not failures, "SBC ranks not uniform: " + "; ".join(failures)
