@@ -1,6 +1,9 @@
-"""A grid of fits, one by one in one process against a 2-worker Dask LocalCluster.
+"""A grid of fits, one by one in one process against a 2-worker Dask LocalCluster; and the
+cost of power-scaling prior sensitivity (psense) for every catalogue entry.
 
-    .venv/bin/python benchmarks/grid_bench.py            # writes the "Grid on Dask" section of results.md
+    .venv/bin/python benchmarks/grid_bench.py            # writes the "Grid on Dask" and
+                                                         # "Prior sensitivity" sections of results.md
+    .venv/bin/python benchmarks/grid_bench.py --psense-only
 
 Both modes run through the command line (`sameplace grid`), each in a fresh process, on the
 same 4-cell grid (one study model x 2 subgroups x 2 prior sets, 4 chains x (500 + 500)
@@ -9,6 +12,12 @@ and the workers' compile folders, so both timed runs load compiled models rather
 compile them. The serial run samples each fit's 4 chains on all cores; each Dask worker
 samples its fit's chains on one core (one thread per worker). Both must give the same
 draws (checked here). The ratio is serial wall time over Dask wall time, from one run.
+
+Prior sensitivity: a serial grid of every catalogue entry (4,000 people, 2 chains x (500 +
+500), no escalation, ``jobs = ["fit", "psense"]``); then, for each entry's stored fit, the
+wall time of `analysis.sensitivity.prior_sensitivity` in this process (the first call of a
+structure compiles the default model's log-density functions; a second call shows the
+cost without compilation) and the parameters it flags.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +37,21 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SECTION = "## Grid on Dask"
+PSENSE_SECTION = "## Prior sensitivity (psense) per catalogue entry"
+
+PSENSE_GRID = """
+[grid]
+entries = {entries}
+seed = 2
+n = 4000
+jobs = ["fit", "psense"]
+
+[sampler.bench]
+chains = 2
+draws = 500
+tune = 500
+escalate = false
+"""
 
 GRID = """
 [grid]
@@ -68,14 +93,82 @@ def _same_draws(a: Path, b: Path) -> bool:
     return len(list((a / "fits").glob("*.nc"))) == 4
 
 
-def _write_section(text: str) -> None:
+def _write_section(text: str, section: str = SECTION) -> None:
+    """Replace (or append) one ``## `` section of results.md, keeping the others."""
     path = HERE / "results.md"
     old = path.read_text() if path.exists() else "# Benchmark results\n"
-    head = old.split(SECTION)[0].rstrip() + "\n\n"
-    path.write_text(head + text)
+    if section in old:
+        head, rest = old.split(section, 1)
+        nxt = rest.find("\n## ")
+        tail = rest[nxt + 1 :] if nxt >= 0 else ""
+    else:
+        head, tail = old, ""
+    path.write_text(head.rstrip() + "\n\n" + text.rstrip() + "\n" + ("\n" + tail if tail else ""))
+
+
+def psense_costs() -> str:
+    """Fit every catalogue entry (serial grid with the psense job) and time psense per entry."""
+    from analysis.catalogue import load_catalogue
+    from analysis.grid import cell_path, load_grid, run_grid
+    from analysis.sensitivity import flagged_summary, prior_sensitivity
+    from models import load_fit
+
+    names = [e.name for e in load_catalogue().select(None)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        spec = tmp / "psense.toml"
+        spec.write_text(PSENSE_GRID.format(entries=names))
+        t0 = time.perf_counter()
+        run = run_grid(load_grid(spec), tmp / "run", scheduler="serial", progress=False, log=lambda m: None)
+        grid_s = time.perf_counter() - t0
+        rows = []
+        for cell in run.cells:
+            if cell.name in run.failed:
+                rows.append(f"| {cell.entry} | failed: {run.failed[cell.name]} | | | | |")
+                continue
+            fit = load_fit(cell_path(tmp / "run", cell))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t1 = time.perf_counter()
+                prior_sensitivity(fit)
+                first = time.perf_counter() - t1
+                t1 = time.perf_counter()
+                table = prior_sensitivity(fit)
+                again = time.perf_counter() - t1
+            fit_s = sum(a.get("seconds", 0.0) for a in fit.attempts)
+            rows.append(
+                f"| {cell.entry} | {len(table)} | {fit_s:.1f} | {first:.1f} | {again:.1f} | "
+                f"{flagged_summary(table)} |"
+            )
+    return (
+        f"""{PSENSE_SECTION}
+
+Date: {dt.date.today()}. Machine: {os.cpu_count()} cores, shared with other jobs. Command:
+`.venv/bin/python benchmarks/grid_bench.py --psense-only`. Every catalogue entry on 4,000
+synthetic people, 2 chains x (500 + 500) draws, no escalation, one serial grid with
+`jobs = ["fit", "psense"]` ({grid_s:.0f} s for the whole grid, fits and psense). psense s:
+`analysis.sensitivity.prior_sensitivity` on the stored fit (log prior and log-likelihood
+from the default model over 1,000 draws, then ArviZ's psense_summary); first call (compiles
+the log-density functions) and a second call. Flagged: prior sensitivity >= 0.05.
+
+| entry | parameters | fit s | psense s (first) | psense s (again) | flagged |
+|---|---|---|---|---|---|
+"""
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 def main() -> None:
+    if "--psense-only" not in sys.argv:
+        grid_speed()
+    text = psense_costs()
+    _write_section(text, PSENSE_SECTION)
+    print(text)
+
+
+def grid_speed() -> None:
+    """Serial against a 2-worker LocalCluster on the 4-cell grid (the "Grid on Dask" section)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         spec = tmp / "bench.toml"
