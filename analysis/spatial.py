@@ -5,7 +5,7 @@
 - `bym2_parts`: each LA's effect split into its structured and unstructured parts;
 - `morans_i` / `moran_table`: Moran's I of the LA effects on the adjacency graph (binary
   weights), with a permutation p-value, for fits with and without the spatial term;
-- `map_parts`: choropleths of the structured and unstructured parts.
+- `map_parts`: choropleths of the structured and unstructured parts (`analysis.maps`).
 
 How to read rho: with rho near 1 an LA's effect is mostly what its neighbours share (a
 wellbeing spillover, or an unmeasured regional factor); near 0 LAs differ independently
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.disclosure import DEFAULT_K, suppress_small_groups
+from analysis.disclosure import DEFAULT_K
 from analysis.summaries.draws import blocks_for, level_counts, posterior_draws
 from analysis.summaries.intervals import DEFAULT_PROB, summarise_draws
 from models.fitting import Fit
-from models.spatial import LA_DIR, AdjacencyGraph, bym2_layout, gb_lad_graph
+from models.spatial import AdjacencyGraph, bym2_layout, gb_lad_graph
 
 __all__ = ["bym2_parts", "map_parts", "moran_table", "morans_i", "spatial_share"]
 
@@ -152,64 +152,40 @@ def moran_table(fits: dict[str, Fit], group: str = "lad", islands: str = "join")
 
 def map_parts(
     fit: Fit,
-    path: str | Path,
+    folder: str | Path,
     group: str | None = None,
     *,
     synthetic: bool = True,
     k: int = DEFAULT_K,
-) -> Path:
-    """Two choropleths side by side: the structured and the unstructured part of each LA.
+) -> list[Path]:
+    """Choropleths of each LA's structured and unstructured part, as odds ratios
+    (``<folder>/bym2_structured.png``, ``bym2_unstructured.png``; `analysis.maps.choropleth`).
 
-    LAs are drawn from ``data/la/lad19_gb_simplified.geojson`` when it is there (geopandas),
-    else as points at their centroids (``lad19_centroids.csv``). With real data
-    (``synthetic=False``) LAs with fewer than ``k`` respondents are left out (the
-    disclosure rule; LAs without respondents then too).
+    With real data (``synthetic=False``) LAs with fewer than ``k`` respondents are hatched
+    (the disclosure rule), LAs without respondents included.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from analysis.maps import choropleth, suppressed_codes
 
     parts = bym2_parts(fit, group)
     code = parts.columns[0]
-    removed = 0
-    if not synthetic:
-        kept = suppress_small_groups(parts, "n", k)
-        removed = int(kept.attrs.get("suppressed", len(parts) - len(kept)))
-        parts = kept
-    lim = float(np.nanmax(np.abs(parts[["structured", "unstructured"]].to_numpy()))) or 1.0
-    fig, axes = plt.subplots(1, 2, figsize=(10, 7))
-    geo = LA_DIR / "lad19_gb_simplified.geojson"
-    if geo.exists():
-        import geopandas as gpd
-
-        shapes = gpd.read_file(geo).merge(parts, left_on="lad19cd", right_on=code, how="left")
-    else:
-        cent = pd.read_csv(LA_DIR / "lad19_centroids.csv").merge(parts, left_on="lad19cd", right_on=code)
-        shapes = None
-    titles = {"structured": "structured (shared with neighbours)", "unstructured": "unstructured"}
-    for ax, (col, title) in zip(axes, titles.items(), strict=True):
-        if shapes is not None:
-            shapes.plot(
-                column=col,
-                ax=ax,
-                cmap="RdBu",
-                vmin=-lim,
-                vmax=lim,
-                edgecolor="grey",
-                linewidth=0.1,
-                missing_kwds={"color": "lightgrey"},
-            )
-        else:
-            ax.scatter(cent["lon"], cent["lat"], c=cent[col], cmap="RdBu", vmin=-lim, vmax=lim, s=12)
-        ax.set_title(f"LA effect, {title}")
-        ax.set_axis_off()
-    sm = plt.cm.ScalarMappable(cmap="RdBu", norm=plt.Normalize(-lim, lim))
-    fig.colorbar(sm, ax=axes, shrink=0.6, label="log-odds")
-    if removed:
-        fig.text(0.01, 0.01, f"{removed} LA(s) with fewer than {k} respondents not shown")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    counts = dict(zip(parts[code], parts["n"], strict=True))
+    hidden = suppressed_codes(list(parts[code]), counts, k, synthetic)
+    out = []
+    for col, words in (
+        ("structured", "structured part (shared with neighbouring LAs)"),
+        ("unstructured", "unstructured part (the LA's own)"),
+    ):
+        values = pd.DataFrame({"lad": parts[code], col: np.exp(parts[col])})
+        path, _ = choropleth(
+            values,
+            col,
+            Path(folder) / f"bym2_{col}.png",
+            title=f"LA effect, {words}: posterior mean odds ratio",
+            units="odds ratio (posterior mean)",
+            synthetic=synthetic,
+            suppressed=hidden,
+            k=k,
+            kind="odds_ratio",
+        )
+        out.append(path)
+    return out

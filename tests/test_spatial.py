@@ -201,5 +201,6 @@ def test_parts_morans_i_and_map(region_fits, tmp_path):
     assert np.corrcoef(fitted, truth["structured"])[0, 1] > 0.7
     m = morans_i(parts.set_index("lad").loc[list(graph.nodes), "total"].to_numpy(), graph)
     assert m["I"] > 0.2 and m["p_value"] < 0.01 and m["expected"] == pytest.approx(-1 / 99)
-    out = map_parts(f, tmp_path / "parts.png")
-    assert out.stat().st_size > 10_000
+    paths = map_parts(f, tmp_path)
+    assert [p.name for p in paths] == ["bym2_structured.png", "bym2_unstructured.png"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
