@@ -198,6 +198,8 @@ def _labels(frame: pd.DataFrame, name: str) -> pd.Series:
         return pd.Series("everyone", index=frame.index)
     if name == "age50":
         return frame["age_band"].map(_AGE50).map({0: "under 50", 1: "50 and over"})
+    if name == "urban" and name in frame:
+        return frame["urban"].astype(float).map({1.0: "urban", 0.0: "rural"})
     if name not in frame:
         raise MrpError(
             f"mrp: unknown subgroup {name!r}: use {', '.join(CELL_SUBGROUPS)} or a predictor of the model"
@@ -215,6 +217,7 @@ def mrp(
     las: Sequence[str] | None = None,
     group: str = "lad",
     area: pd.DataFrame | None = None,
+    urban_share: pd.Series | bool | None = None,
     synthetic: bool = True,
     k: int = DEFAULT_K,
     weight: str | None = "weight",
@@ -254,6 +257,12 @@ def mrp(
     area : pandas.DataFrame, optional
         Area factors in the model's units, indexed by LA code, for LAs whose values the
         respondents do not give (`area_values` fills what it can from published figures).
+    urban_share : pandas.Series or bool, optional
+        For a model with ``urban``: each LA's share (0-1) of its population living in urban
+        areas, by LA code; every cell is split into urban and rural by it (assuming the
+        split is the same in every sex x age cell). Default: the mySociety composite
+        rural-urban share of ``data/la/la_covariates.csv`` (``ms_ruc_share_urban``; 343 LAs);
+        LAs without a share keep the respondents' mix. False: no split.
     synthetic : bool
         False for real data: the disclosure rule of the module docstring applies.
     k : int
@@ -363,6 +372,9 @@ def mrp(
     subgroups = ["all", *[b for b in by if b != "all"]]
     frame = cells.rename(columns={"lad": "_la"}).merge(pool, on=["age_band", "sex"], how="inner")
     frame["_weight"] = frame["population"] * frame["_w"]
+    urban_note = "urban/rural: not in the model"
+    if "urban" in individual:
+        frame, urban_note = _split_urban(frame, urban_share)
     for s in subgroups:
         frame[f"_by_{s}"] = _labels(frame, s).to_numpy()
     estimable = [c for c in all_las if c not in not_estimable]
@@ -487,6 +499,7 @@ def mrp(
             "not_estimable": not_estimable,
             "unmatched": sorted(set(resp[group]) - set(pop["lad"])),
             "stand_ins": stand_ins,
+            "urban": urban_note,
             "synthetic": synthetic,
             "k": k,
             "headline": fit.headline,
@@ -497,6 +510,31 @@ def mrp(
     if return_draws:
         table_out.attrs["draws"] = all_draws
     return table_out
+
+
+def _split_urban(frame: pd.DataFrame, urban_share: pd.Series | bool | None) -> tuple[pd.DataFrame, str]:
+    """Split every cell of an LA with a known urban share into its urban and rural parts."""
+    if urban_share is False:
+        return frame, "urban/rural: the respondents' mix within each sex x age cell"
+    if urban_share is None or urban_share is True:
+        cov = load_la_covariates().set_index("lad19cd")
+        urban_share = cov["ms_ruc_share_urban"] if "ms_ruc_share_urban" in cov else pd.Series(dtype=float)
+    share = frame["_la"].map(pd.Series(urban_share, dtype=float))
+    has = share.notna().to_numpy()
+    if not has.any():
+        return frame, "urban/rural: the respondents' mix (no LA urban shares)"
+    base, s = frame[has], share[has].to_numpy()
+    parts = [
+        frame[~has],
+        base.assign(urban=1.0, _weight=base["_weight"].to_numpy() * s),
+        base.assign(urban=0.0, _weight=base["_weight"].to_numpy() * (1 - s)),
+    ]
+    n_split, n_all = frame.loc[has, "_la"].nunique(), frame["_la"].nunique()
+    note = (
+        f"urban/rural: each cell split by the LA's urban population share in {n_split} of {n_all} LAs "
+        "(mySociety composite rural-urban classification, unless given); the respondents' mix elsewhere"
+    )
+    return pd.concat(parts, ignore_index=True), note
 
 
 def _la_effect(code: str, mode: LaMode, fitted: set[str], small: set[str]) -> str:

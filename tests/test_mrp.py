@@ -240,3 +240,34 @@ def test_mrp_command_writes_a_tidy_csv(tmp_path, recovery):
     } <= set(got.columns)
     assert set(got.subgroup) == {"all", "age50"} and (got.la_mode == "own_la").all()
     assert main(["mrp", str(run), "--outcome", "nothing", "--table", str(run / "table.csv")]) == 2
+
+
+def test_mrp_splits_cells_by_the_la_urban_share_as_the_hand_computation():
+    from test_analysis_support import simulate
+
+    from analysis import summaries as S
+
+    df, _ = simulate(small_la=False)
+    df = df.assign(urban=(df.x > 0).astype(float), age=20 + 15 * (df.index % 5), female=(df.index // 5) % 2)
+    f = fake_fit(df, "y ~ urban + (1 | lad)")
+    code = f.md.blocks[0].levels[2]
+    cells = pd.DataFrame(
+        [
+            (code, s, b, 1000 + 10 * i)
+            for i, (s, b) in enumerate((s, b) for s in ("female", "male") for b in ADULT_BANDS)
+        ],
+        columns=["lad", "sex", "age_band", "population"],
+    )
+    res = mrp(
+        f, cells, table=df, by=["urban"], weight=None, max_draws=None, urban_share=pd.Series({code: 0.3})
+    )
+    a, b = S.posterior_draws(f, "Intercept"), S.posterior_draws(f, "b")[:, 0]
+    r = S.posterior_draws(f, "r_lad")[:, 2, 0]
+    share = 0.3 * expit(a + b + r) + 0.7 * expit(a + r)
+    row = res[(res.lad == code) & (res.subgroup == "all")].iloc[0]
+    assert row.mrp_mean == pytest.approx(share.mean(), rel=1e-10)
+    assert row.mrp_eti95_high == pytest.approx(np.quantile(share, 0.975), rel=1e-10)
+    urb = res[(res.lad == code) & (res.subgroup == "urban")].set_index("level")
+    assert urb.loc["urban", "mrp_mean"] == pytest.approx(expit(a + b + r).mean(), rel=1e-10)
+    assert urb.loc["rural", "population"] == pytest.approx(0.7 * cells.population.sum())
+    assert "split by the LA's urban population share in 1 of 1 LAs" in res.attrs["urban"]
