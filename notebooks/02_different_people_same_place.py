@@ -330,10 +330,11 @@ show(pp, ["sociability", "urban", "age50", "p_mean", "p_eti95_low", "p_eti95_hig
 print("groups:", pp.attrs["groups"])
 
 # %% [markdown]
-# These are probabilities for a *typical* LA. For a named LA, add its `lad` code to the
-# grid and call `summaries.predicted_probabilities(f, grid, include_groups=True)`; an LA
-# not in the data gets an effect drawn from the population of LAs (`unseen="population"`),
-# so its interval is honestly wider.
+# These are probabilities for the *average* LA (`la="average_la"`, the default: LA effects
+# at zero; the `la_mode` column says so). Every prediction names its LA mode:
+# `la="marginal"` averages over the fitted distribution of LAs (a person in a random LA;
+# nearer 0.5), `la="new_la"` is one unseen LA (honestly wider), and `la=["E08000025"]`
+# uses the fitted effects of named LAs (the grid is predicted in each).
 #
 # ## 8. On synthetic data we know the truth
 #
