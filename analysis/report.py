@@ -473,7 +473,7 @@ def _conditional_section(doc: _Doc, fit: Fit, ctx: _Ctx, group: str, slug: str, 
         pts = [uniq[0], uniq[len(uniq) // 2], uniq[-1]]
         lo, hi = summaries.interval_columns("eti", ctx.prob, "p_")
         doc.table(
-            ce[ce[area].isin(pts)][[area, indiv, "p_mean", lo, hi]],
+            ce[ce[area].isin(pts)][[area, indiv, "la_mode", "p_mean", lo, hi]],
             f"Predicted probabilities at the low, middle and high values of {area} ({_ival(ctx.prob)}).",
         )
 
