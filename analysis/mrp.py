@@ -382,7 +382,7 @@ def mrp(
     for c in area_cols:
         frame[c] = areas[c].reindex(frame["_la"]).to_numpy()
     frame[group] = frame["_la"]
-    if mode.kind == "own_la":  # below k on real data: predicted as a new LA
+    if mode.kind in ("own_la", "these_las"):  # below k on real data: predicted as a new LA
         frame.loc[frame["_la"].isin(small), group] = frame["_la"] + " (as a new LA)"
     for c, levels in md.categorical_levels.items():
         if c in frame and c in individual:
