@@ -49,6 +49,8 @@ __all__ = [
     "r_designs",
     "RBlock",
     "RDesign",
+    "SvyglmResult",
+    "fit_svyglm",
 ]
 
 #: Path of the Rscript executable; ``None`` means ``$SAMEPLACE_RSCRIPT`` or ``Rscript``.
@@ -58,6 +60,7 @@ R_DIR = Path(__file__).resolve().parent / "r"
 FIT_SCRIPT = R_DIR / "fit_glmer.R"
 DATA_SCRIPT = R_DIR / "lme4_data.R"
 DESIGN_SCRIPT = R_DIR / "design.R"
+SVYGLM_SCRIPT = R_DIR / "svyglm.R"
 
 INSTALL_HINT = (
     "install with `apt-get install r-base-core r-cran-lme4 r-cran-jsonlite` (Debian/Ubuntu), "
@@ -1014,4 +1017,113 @@ def estimates_from_csv(
             "r_term": list(terms),
         },
         index=pd.Index(names, name="term"),
+    )
+
+
+# --------------------------------------------------------------------------- survey::svyglm
+
+
+@dataclass(frozen=True)
+class SvyglmResult:
+    """``survey::svyglm`` (quasibinomial, with the sampling design) of a single-level model.
+
+    Attributes
+    ----------
+    terms : list of str
+        Coefficient names as the fit labels them (``Intercept``, ``x``, ``f[level]``).
+    coef, se : numpy.ndarray
+        Weighted estimates and their design-based (linearisation) standard errors.
+    vcov : numpy.ndarray
+        Their design-based covariance.
+    n, n_psu, n_strata : int
+        Rows, PSUs and strata used.
+    seconds : float
+        R's time to fit.
+    """
+
+    terms: list[str]
+    coef: np.ndarray
+    se: np.ndarray
+    vcov: np.ndarray
+    n: int
+    n_psu: int
+    n_strata: int
+    seconds: float
+
+
+def fit_svyglm(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    weights: str,
+    psu: str,
+    strata: str | None = None,
+    lonely_psu: str = "adjust",
+    term_names: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> SvyglmResult:
+    """Fit ``svyglm(formula, design, family = quasibinomial())`` in R on the same rows.
+
+    The design is ``svydesign(ids = ~psu, strata = ~strata, weights = ~weights, nest = TRUE)``
+    with ``options(survey.lonely.psu = lonely_psu)``; rows with a missing model variable are
+    dropped before the design is made (send only the rows the Python fit used).
+
+    Parameters
+    ----------
+    formula : str
+        A single-level formula (no ``(... | g)`` terms) in R's spelling.
+    data : pandas.DataFrame
+        The rows, holding the formula's columns and the design columns.
+    weights, psu, strata : str
+        Design columns (``strata=None``: one stratum).
+    lonely_psu : str
+        ``survey``'s treatment of a stratum with one PSU (default "adjust", as
+        `analysis.survey.design_score_variance`).
+    term_names : mapping, optional
+        R's coefficient name -> the fit's label (`glmer_term_names` of the model data).
+    timeout : float
+        Seconds before R is stopped.
+
+    Returns
+    -------
+    SvyglmResult
+
+    Raises
+    ------
+    RNotAvailableError
+        R is missing.
+    GlmerError
+        svyglm failed in R (e.g. the survey package is not installed).
+    """
+    design = [c for c in (weights, psu, strata) if c is not None]
+    missing = [c for c in design if c not in data.columns]
+    if missing:
+        raise ValueError(f"design column(s) {missing} not in the data")
+    used = _columns_used(data, formula, design)
+    frame, types = _prepare_data(data[used])
+    spec = {"formula": formula, "weights": weights, "psu": psu, "strata": strata, "lonely_psu": lonely_psu}
+    with tempfile.TemporaryDirectory(prefix="sameplace-svyglm-") as tmp:
+        workdir = Path(tmp)
+        frame.to_csv(workdir / "data.csv", index=False, na_rep="")
+        (workdir / "coltypes.json").write_text(json.dumps(types))
+        (workdir / "spec.json").write_text(json.dumps(spec))
+        proc = _run_r([str(SVYGLM_SCRIPT), str(workdir)], timeout, f"svyglm({formula})")
+        result_path = workdir / "result.json"
+        if not result_path.exists():
+            err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
+            raise GlmerError(f"R failed while fitting svyglm({formula}): {err}")
+        raw = json.loads(result_path.read_text())
+    if "error" in raw:
+        raise GlmerError(f"svyglm({formula}) failed in R: {raw['error']}")
+    names = dict(term_names or {})
+    terms = [names.get(t, "Intercept" if t in _INTERCEPT_NAMES else normalise_term(t)) for t in raw["terms"]]
+    return SvyglmResult(
+        terms=terms,
+        coef=np.asarray(raw["coef"], dtype=float),
+        se=np.asarray(raw["se"], dtype=float),
+        vcov=np.asarray(raw["vcov"], dtype=float),
+        n=int(raw["n"]),
+        n_psu=int(raw["n_psu"]),
+        n_strata=int(raw["n_strata"]),
+        seconds=float(raw["seconds"]),
     )

@@ -88,7 +88,7 @@ class BoundaryJoin:
     unmatched : tuple of str
         Codes with a value and no boundary (not drawn; named in the caption).
     without_value : int
-        Boundaries with no value (drawn light grey).
+        Boundaries with no value to colour (absent from the table, or missing).
     """
 
     n_values: int
@@ -102,10 +102,10 @@ class BoundaryJoin:
         if self.unmatched:
             shown = ", ".join(self.unmatched[:8]) + (" ..." if len(self.unmatched) > 8 else "")
             text += f"; {len(self.unmatched)} code(s) have no boundary and are not drawn ({shown})"
-        return text + f"; {self.without_value} LA(s) without an estimate in grey."
+        return text + f"; {self.without_value} LA(s) have no value to colour."
 
 
-def join_boundaries(values: pd.DataFrame, code: str = "lad"):  # noqa: ANN201
+def join_boundaries(values: pd.DataFrame, code: str = "lad", column: str | None = None):  # noqa: ANN201
     """Join a table of LA values to the boundaries by code.
 
     Parameters
@@ -114,6 +114,8 @@ def join_boundaries(values: pd.DataFrame, code: str = "lad"):  # noqa: ANN201
         One row per LA, the code in column ``code``.
     code : str
         The LA code column.
+    column : str, optional
+        The value column: a boundary whose value is missing counts as without value.
 
     Returns
     -------
@@ -133,7 +135,9 @@ def join_boundaries(values: pd.DataFrame, code: str = "lad"):  # noqa: ANN201
         n_values=len(values),
         n_matched=len(values) - len(unmatched),
         unmatched=unmatched,
-        without_value=int((~g["lad19cd"].isin(set(codes))).sum()),
+        without_value=int(
+            (~g["lad19cd"].isin(set(codes[values[column].notna()] if column else codes))).sum()
+        ),
     )
     return joined, report
 
@@ -182,7 +186,7 @@ def choropleth(
     (pathlib.Path, BoundaryJoin)
     """
     suppressed = {str(c) for c in suppressed}
-    joined, report = join_boundaries(values[[code, column]], code)
+    joined, report = join_boundaries(values[[code, column]], code, column)
     hidden = joined["lad19cd"].isin(suppressed)
     shown = joined[joined[column].notna() & ~hidden]
     fig = new_figure(8.5, 10.5)

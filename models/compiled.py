@@ -90,6 +90,7 @@ CODE_FILES = (
     "priors.py",
     "compiled.py",
     "spatial.py",
+    "weights.py",
 )
 """Modules of `models` whose code shapes the compiled model (their hash is in the key)."""
 _FORMAT = 1

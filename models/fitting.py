@@ -47,6 +47,7 @@ from models.escalation import (
 from models.formula import DataWarning, ModelData, build_model_data
 from models.logistic import Centring, centring_by_block, hierarchical_logistic
 from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
+from models.weights import describe_weights, restore_weights, weight_columns, weighted_model_data
 
 # The samplers run compiled (numba) code with its own BLAS; PyTensor's C backend only
 # serves small post-processing graphs here, so its "could not link to a BLAS" notice is noise.
@@ -174,6 +175,7 @@ class Fit:
             f"formula: {self.md.formula}  ({self.md.family}, {self.md.n_obs} rows used of "
             f"{self.md.n_input}; dropped {drops})\n"
             f"{self.attempts_text()}"
+            f"{describe_weights(self.attrs)}"
             f"intervals: {table.attrs['interval']}\n{table.to_string()}"
         )
 
@@ -219,6 +221,8 @@ class Fit:
         tree.attrs.update(self._attrs())
         tree.attrs["posterior_sha256"] = _posterior_digest(self.idata)
         frame = self.md.frame.copy()
+        for c, values in weight_columns(self.md).items():  # a weighted fit's weights
+            frame[c] = values
         for c in frame.columns:
             if isinstance(frame[c].dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(frame[c]):
                 frame[c] = frame[c].astype(str).astype(object)
@@ -295,6 +299,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # said when the fit was made
         md = build_model_data(attrs["formula"], frame)
+    restore_weights(md, frame)
     drops = json.loads(attrs["drops"])
     md.n_input = int(drops.pop("n_input"))
     md.drops = drops
@@ -396,6 +401,9 @@ def fit(
     escalate: bool = True,
     ess: float | None = None,
     budget: dict | Budget | None = None,
+    weights: str | None = None,
+    weight_scaling: str = "size",
+    group_weights: str | dict[str, str] | None = None,
 ) -> Fit:
     """Fit a hierarchical logistic model given by an lme4-style formula.
 
@@ -455,6 +463,21 @@ def fit(
         Cap on all attempts together: ``{"draws": total iterations, tuning included, over
         chains and attempts, "seconds": wall time}``; default ``{"draws": 60000,
         "seconds": None}``. The first attempt always runs.
+    weights : str, optional
+        Column of survey weights (e.g. ``"weight_sc"``): the fit is a pseudo-posterior, each
+        row's log-likelihood multiplied by its scaled weight (`models.weights`). Rows with a
+        missing or zero weight are dropped and counted. Its intervals ignore the design;
+        `analysis.survey.design_adjusted` corrects them with the PSU/strata sandwich.
+    weight_scaling : {"size", "effective", "none"}
+        Scaling of the weights within the levels of the first grouping factor (all rows when
+        there is none): ``"size"`` (default) makes each group's weights sum to its sample size
+        ``n_j``; ``"effective"`` to its effective sample size ``(sum w)^2 / sum w^2``;
+        ``"none"`` uses them as given.
+    group_weights : str or dict, optional
+        Weights of the areas, when the areas themselves were sampled: a column (constant within
+        the first grouping factor's levels), or ``{block name: column}``. They weight each
+        level's term in the group effects' prior and multiply its rows' likelihood weights
+        (scaled to mean 1 over the levels). Independent effects only.
 
     Returns
     -------
@@ -474,12 +497,25 @@ def fit(
         raise SamplerSettingsError(str(exc)) from None
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
+    survey_attrs: dict[str, str] = {}
     if isinstance(data, ModelData):
         if data.formula != formula:
             raise ValueError(f"model data were built for {data.formula!r}, not {formula!r}")
+        if weights is not None or group_weights is not None:
+            raise ValueError("weights need the data frame; with model data, attach them (models.weights)")
         md = data
+    elif weights is not None or group_weights is not None:
+        md, survey_attrs = weighted_model_data(
+            formula,
+            data,
+            weights=weights,
+            weight_scaling=weight_scaling,
+            group_weights=group_weights,
+        )
     else:
         md = build_model_data(formula, data)
+    if isinstance(data, ModelData) and md.weights is not None:
+        survey_attrs = {"weights": "(given with the model data)", "weight_scaling": "", "group_weights": ""}
     resolved = resolve_priors(md, priors)
     info = information_ratio(md, resolved)
     nested = nested_factors(md)
@@ -583,6 +619,7 @@ def fit(
         settings=settings,
         accept_failed=accept_failed,
         attempts=attempts,
+        attrs=dict(survey_attrs),
     )
 
 

@@ -59,6 +59,7 @@ from models.sampling_form import (  # the sampling form lives in its own module
     sampling_likelihood,
 )
 from models.spatial import bym2_effects, spatial_coords
+from models.weights import group_weight_potentials, weighted_observation
 
 
 def model_coords(md: ModelData) -> dict[str, list[str]]:
@@ -159,6 +160,8 @@ def hierarchical_logistic(
             else _group_effects(block, priors, centered=by_block[block.name])
             for block in md.blocks
         ]
+        if md.group_weights:  # areas sampled with unequal probability (models.weights)
+            group_weight_potentials(md, effects)
         if fast_likelihood:
             sampling_likelihood(md, Xc, b, intercept_c, effects)
         else:
@@ -224,6 +227,9 @@ def _block_contribution(block: GroupBlock, r):
 
 
 def _likelihood(md: ModelData, eta) -> None:
+    if md.weights is not None:  # survey pseudo-likelihood (models.weights)
+        weighted_observation(md, eta)
+        return
     # the outcome is registered as data so a compiled model can be reused for new outcomes
     y_obs = pm.Data("y_obs", md.y, dims="obs_id")
     if md.family == "bernoulli":
@@ -231,3 +237,9 @@ def _likelihood(md: ModelData, eta) -> None:
     else:
         trials = pm.Data("trials", md.trials, dims="obs_id")
         pm.Binomial("y", n=trials, logit_p=eta, observed=y_obs, dims="obs_id")
+
+
+# the shared parts of the model, public for the other families (`models.cumulative`)
+fixed_slopes = _fixed_slopes
+group_effects = _group_effects
+block_contribution = _block_contribution

@@ -119,7 +119,7 @@ def sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]]
     gradient streams these arrays from memory, so halving their bytes is what keeps its cost
     linear in the rows.
     """
-    arrays = (md.X, md.y, md.trials, *(b.idx for b in md.blocks), *(b.Z for b in md.blocks))
+    arrays = (md.X, md.y, md.trials, md.weights, *(b.idx for b in md.blocks), *(b.Z for b in md.blocks))
     if _LAST_FORM and _LAST_FORM[0][0]() is md:
         seen = _LAST_FORM[0][1]
         if len(seen) == len(arrays) and all(a is b for a, b in zip(seen, arrays, strict=True)):
@@ -180,7 +180,8 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
     const = 0.0
     if md.family == "binomial":  # log C(n, y) of the original rows (pooling does not change it)
         n, y = md.trials, md.y
-        const = float(np.sum(gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)))
+        log_c = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
+        const = float(np.sum(log_c if md.weights is None else md.weights * log_c))
     out["loglik_const"] = np.asarray(const)
     return layout, out
 
@@ -211,8 +212,10 @@ def _row_arrays(md: ModelData, X: np.ndarray, layout: SamplingLayout) -> dict[st
         "XS_rows": np.ascontiguousarray(X[:, list(layout.f32_cols)].T, dtype=np.float32),
         "P_effects": np.array(positions, dtype=np.int64).reshape(-1, md.n_obs),
         "W_effects": np.array(weights, dtype=np.float64).reshape(-1, md.n_obs),
-        "y_lik": np.asarray(md.y, dtype=np.float64),
-        "n_lik": np.asarray(md.trials if md.family == "binomial" else np.ones(md.n_obs), dtype=np.float64),
+        # survey weights: w y eta - w n softplus(eta) is the weighted term (models.weights)
+        "y_lik": np.asarray(md.y, dtype=np.float64) * (1.0 if md.weights is None else md.weights),
+        "n_lik": np.asarray(md.trials if md.family == "binomial" else np.ones(md.n_obs), dtype=np.float64)
+        * (1.0 if md.weights is None else md.weights),
     }
 
 
@@ -269,7 +272,7 @@ def sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) 
         data["y_lik"],
         data["n_lik"],
         data["loglik_const"],
-        family="binomial" if pooled or md.family == "binomial" else "bernoulli",
+        family="binomial" if pooled or md.family == "binomial" or md.weights is not None else "bernoulli",
         unit_w=layout.unit_w,
         XS=data["XS_rows"],
         xm=data["x_mean_rows"],
@@ -295,6 +298,8 @@ def data_values(
         out.update(sampling_form(md)[1])
         return out
     out["y_obs"] = md.y
+    if md.weights is not None:
+        out["lik_weights"] = md.weights
     if md.family == "binomial":
         out["trials"] = md.trials
     if Xc.shape[1]:
@@ -347,4 +352,6 @@ def structure_key(
     spatial = [(b.name, b.spatial, bym2_layout(b).key()) for b in md.blocks if b.spatial]
     if spatial:  # car() terms: the graph and the levels' places on it are in the compiled model
         spec["spatial"] = spatial
+    if md.weights is not None or md.group_weights:  # survey weights (models.weights)
+        spec["weighted"] = [md.weights is not None, sorted(md.group_weights)]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]

@@ -51,6 +51,8 @@ def test_join_counts_every_code_and_names_the_unmatched(tmp_path):
     assert "E99999999" in report.sentence()
     path, rep = choropleth(values, "v", tmp_path / "m.png", title="t", units="u (units)", synthetic=True)
     assert rep == report and path.stat().st_size > 20_000
+    _, nan_report = join_boundaries(values.assign(v=[1.0, np.nan, 3.0]), column="v")
+    assert nan_report.without_value == 370 and nan_report.n_matched == 2
     with pytest.raises(ValueError, match="more than once"):
         join_boundaries(pd.concat([values, values]))
 

@@ -168,6 +168,12 @@ class ModelData:
         Positions (0-based) in the data given of the rows used.
     response_levels : tuple of str
         For a two-level response: (failure, success) levels; else empty.
+    weights : numpy.ndarray or None
+        Likelihood weight of each row (survey pseudo-likelihood, `models.weights`); None:
+        unweighted.
+    group_weights : dict
+        Block name -> weight of each level in the group effects' prior (areas sampled
+        with unequal probability, `models.weights`); empty: unweighted.
     """
 
     formula: str
@@ -188,6 +194,8 @@ class ModelData:
     rows: np.ndarray | None = None
     response_levels: tuple[str, ...] = ()
     atoms: dict[str, Atom] = field(default_factory=dict, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
+    group_weights: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def n_obs(self) -> int:
