@@ -83,6 +83,14 @@ SELF_COMPLETION_EXTRA = ("closenum", "crdark", "volun", "volfreq")  # not in pro
 # scale of the latent (logistic) variable -> ordinal item response
 ITEM_SCALES = {"sclfsato": 0.7, "scghq2_dv": 1.6, "swemwbs": 2.6, "community": 2.4}
 
+# Options of `simulate`, off by default (then the truth is exactly as without them):
+# spatially structured LA intercepts of one outcome (BYM2 on the 2019 GB adjacency graph,
+# islands joined, `models.spatial`) and a threshold in one area factor.
+SPATIAL_OUTCOME = "life_satisfied"
+THRESHOLD_OUTCOME = "life_satisfied"
+THRESHOLD_FACTOR = "area_unemployment_raw"  # % unemployed, ONS model-based, 2015-16
+THRESHOLD_SLOPE = -0.25  # extra log-odds per percentage point above the threshold
+
 
 @dataclass
 class SyntheticRelease:
@@ -582,7 +590,15 @@ def _sources(frames: dict[str, pd.DataFrame]) -> dict[str, Source]:
 
 
 # --------------------------------------------------------------------------- simulate
-def simulate(n: int = 25_000, seed: int = DEFAULT_SEED, informative: bool = False) -> SyntheticRelease:
+def simulate(
+    n: int = 25_000,
+    seed: int = DEFAULT_SEED,
+    informative: bool = False,
+    *,
+    spatial_rho: float | None = None,
+    spatial_sd: float | None = None,
+    threshold: float | None = None,
+) -> SyntheticRelease:
     """Simulate a release in memory (see the module docstring).
 
     Parameters
@@ -599,6 +615,16 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED, informative: bool = Fals
         weights still matter for population shares. True: response also depends on each
         person's latent ``life_satisfied`` error, so unweighted estimates of that model are
         biased; the weights (inverse selection probabilities, known exactly) undo it.
+    spatial_rho, spatial_sd : float, optional
+        Spillover (off by default): the LA intercepts of `SPATIAL_OUTCOME` are BYM2 effects
+        on the real 2019 GB adjacency graph (islands joined to their nearest mainland LA)
+        with this mixing proportion rho and total SD (default: the outcome's LA SD), drawn
+        with their own random stream (every other draw is unchanged). Recorded in
+        ``truth.json`` under the outcome's ``"spatial"``.
+    threshold : float, optional
+        Tipping point (off by default): `THRESHOLD_OUTCOME`'s log-odds fall by a further
+        `THRESHOLD_SLOPE` per percentage point of LA unemployment (`THRESHOLD_FACTOR`)
+        above this rate (e.g. 6.5 for 6.5%). Recorded under the outcome's ``"threshold"``.
 
     Returns
     -------
@@ -705,6 +731,8 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED, informative: bool = Fals
         t = TRUTH[name]
         chol = np.linalg.cholesky(t.covariance())
         u = rng.standard_normal((len(gb_codes), len(t.group_terms))) @ chol.T
+        if spatial_rho is not None and name == SPATIAL_OUTCOME:
+            u[:, 0] = _spatial_intercepts(gb_codes, spatial_rho, spatial_sd or t.sd[0], seed)
         effects[name] = u
         for k, term in enumerate(t.group_terms):
             eff_rows.append(pd.DataFrame({"lad": gb_codes, "outcome": name, "term": term, "value": u[:, k]}))
@@ -720,6 +748,9 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED, informative: bool = Fals
         z = design_matrix(table1, [g for g in t.group_terms if g != "Intercept"], drawn)
         z = np.column_stack([np.ones(len(table1)), z])
         eta = t.fixed["Intercept"] + x @ beta + (z * effects[name][row_la]).sum(axis=1)
+        if threshold is not None and name == THRESHOLD_OUTCOME:
+            excess = np.maximum(0.0, table1[THRESHOLD_FACTOR].to_numpy(dtype=float) - threshold)
+            eta = eta + THRESHOLD_SLOPE * np.nan_to_num(excess)
         ystar[name] = eta + eps[row_person, DRAW_ORDER.index(name)]
         drawn[name] = (ystar[name] > 0).astype("float64")
         latent[f"eta_{name}"] = eta
@@ -782,6 +813,7 @@ def simulate(n: int = 25_000, seed: int = DEFAULT_SEED, informative: bool = Fals
 
     _check_consistency(table1, table, latent)
     truth = _truth_json(n, seed, len(gb_codes))
+    _record_options(truth, spatial_rho, spatial_sd, threshold)
     return SyntheticRelease(
         n=n,
         seed=seed,
@@ -862,6 +894,42 @@ def _check_consistency(table1: pd.DataFrame, table: pd.DataFrame, latent: pd.Dat
         ok = ~np.isnan(obs)
         if not np.array_equal(obs[ok], latent[f"true_{name}"].to_numpy()[ok]):
             raise AssertionError(f"{name}: written items do not reproduce the drawn outcome")
+
+
+def _spatial_intercepts(codes: np.ndarray, rho: float, sd: float, seed: int) -> np.ndarray:
+    """BYM2 LA intercepts (`models.spatial.simulate_bym2`) on the GB graph, in ``codes`` order."""
+    from models.spatial import gb_lad_graph, simulate_bym2
+
+    if not 0.0 <= rho <= 1.0 or not sd > 0:
+        raise ValueError(f"spatial_rho must be in [0, 1] and spatial_sd > 0, got {rho!r}, {sd!r}")
+    graph = gb_lad_graph("join")
+    effect = simulate_bym2(graph, sd, rho, np.random.default_rng([seed, 2019]))["effect"]
+    return pd.Series(effect, index=graph.nodes).reindex(codes).to_numpy()
+
+
+def _record_options(truth: dict, rho: float | None, sd: float | None, threshold: float | None) -> None:
+    """Add the spatial and threshold options, when on, to the truth of their outcomes."""
+    if rho is not None:
+        entry = truth[SPATIAL_OUTCOME]
+        entry["spatial"] = {
+            "type": "bym2",
+            "term": 'car(lad, type = "bym2")',
+            "rho": float(rho),
+            "sd": float(sd or TRUTH[SPATIAL_OUTCOME].sd[0]),
+            "graph": "2019 GB LA adjacency (data/la/lad19_adjacency.csv), islands joined by centroid",
+        }
+        entry["groups"]["lad"]["sd"][0] = entry["spatial"]["sd"]
+        entry["note"] += " LA intercepts are spatially structured (BYM2, see 'spatial')."
+    if threshold is not None:
+        entry = truth[THRESHOLD_OUTCOME]
+        entry["threshold"] = {
+            "factor": THRESHOLD_FACTOR,
+            "location": float(threshold),
+            "extra_slope": THRESHOLD_SLOPE,
+            "form": f"{THRESHOLD_SLOPE:g} * max(0, {THRESHOLD_FACTOR} - {threshold:g}) added to the log-odds",
+        }
+        entry["exact"] = False
+        entry["note"] += " Not exact for a linear formula: LA unemployment has a threshold (see 'threshold')."
 
 
 def _truth_json(n: int, seed: int, n_la: int) -> dict:

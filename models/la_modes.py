@@ -26,7 +26,9 @@ effects. Every prediction of the project names one of these modes:
 
 With several grouping factors, ``average_la``, ``marginal`` and ``new_la`` apply to all of
 them; ``these_las`` names levels of one factor (``group``, default ``lad``) and puts the
-others at zero.
+others at zero. For a spatial BYM2 factor (``car(lad, type = "bym2")``), ``marginal`` and
+``new_la`` use Normal(0, ``sd^2``): the Riebler scaling makes that the variance of an LA's
+effect on average over LAs, not given its neighbours' effects.
 """
 
 from __future__ import annotations
