@@ -204,3 +204,39 @@ def test_parts_morans_i_and_map(region_fits, tmp_path):
     paths = map_parts(f, tmp_path)
     assert [p.name for p in paths] == ["bym2_structured.png", "bym2_unstructured.png"]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+# --------------------------------------------------------------------------- synthetic truth
+
+
+def test_generator_options_off_by_default_and_recorded_when_on():
+    from analysis.spatial import morans_i
+    from data.synthetic import THRESHOLD_FACTOR, THRESHOLD_SLOPE, simulate
+    from data.truth import TRUTH
+
+    plain = simulate(n=2000, seed=5)
+    assert "spatial" not in plain.truth["life_satisfied"] and "threshold" not in plain.truth["life_satisfied"]
+    assert plain.truth["life_satisfied"] == TRUTH["life_satisfied"].to_json()
+    both = simulate(n=2000, seed=5, spatial_rho=0.8, spatial_sd=0.5, threshold=6.5)
+    truth = both.truth["life_satisfied"]
+    assert truth["spatial"]["rho"] == 0.8 and truth["spatial"]["sd"] == 0.5
+    assert truth["groups"]["lad"]["sd"] == [0.5] and truth["exact"] is False
+    assert truth["threshold"]["location"] == 6.5 and truth["threshold"]["factor"] == THRESHOLD_FACTOR
+    # every other outcome, and every predictor, is drawn exactly as without the options
+    for c in plain.latent.columns:
+        if c.startswith("eta_") and c != "eta_life_satisfied":
+            assert np.array_equal(plain.latent[c], both.latent[c]), c
+    # life satisfaction: LA intercepts replaced by a BYM2 draw, plus the hinge
+    query = "outcome == 'life_satisfied' and term == 'Intercept'"
+    eff = both.la_effects.query(query).set_index("lad")["value"]
+    old = plain.la_effects.query(query).set_index("lad")["value"]
+    rows = plain.latent["lad"].astype(str)
+    table = plain.table.set_index("pidp").loc[plain.latent["pidp"]]
+    hinge = THRESHOLD_SLOPE * np.maximum(0, table[THRESHOLD_FACTOR].to_numpy() - 6.5)
+    diff = both.latent["eta_life_satisfied"] - plain.latent["eta_life_satisfied"]
+    expected = eff.loc[rows].to_numpy() - old.loc[rows].to_numpy() + np.nan_to_num(hinge)
+    ok = np.isfinite(table[THRESHOLD_FACTOR].to_numpy())
+    assert np.allclose(diff.to_numpy()[ok], expected[ok])
+    graph = gb_lad_graph().restrict(sorted(eff.index))  # the generator's LAs
+    assert morans_i(eff.loc[list(graph.nodes)].to_numpy(), graph)["p_value"] < 0.01
+    assert morans_i(old.loc[list(graph.nodes)].to_numpy(), graph)["p_value"] > 0.01
