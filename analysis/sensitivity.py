@@ -12,8 +12,9 @@ the fit lacks and reads the answer:
   and a ``log_likelihood`` group (``y``: the log-likelihood summed over rows, per draw).
   Both are computed after sampling from the default model (`models.hierarchical_logistic`
   with the observed ``y``, the fit's priors and centring), not from the sampling form.
-  The group effects ``z_<g>`` / ``r_<g>`` are hierarchical, not prior: they are not scaled
-  (as priorsense does for brms, whose ``lprior`` leaves them out).
+  The group effects (``z_<g>`` / ``r_<g>``, and a spatial term's ``theta_<g>`` /
+  ``phi_<g>``) are hierarchical, not prior: they are not scaled (as priorsense does for
+  brms, whose ``lprior`` leaves them out). An ordinal fit uses its cumulative-logit model.
 * `prior_sensitivity`: one row per reported parameter (``Intercept``, ``b[term]``,
   ``sd_<g>[term]``, the off-diagonal ``cor_<g>[a, b]``) with the prior and likelihood
   sensitivities and the flags.
@@ -61,16 +62,22 @@ SENSITIVITY_COLUMNS = (
 def prior_variables(fit: Fit) -> list[str]:
     """Names of the model's free variables whose densities are the scaled prior.
 
-    Every free variable except the group effects (``z_<g>`` or ``r_<g>`` of each block).
+    Every free variable except the group effects: those over a grouping factor's levels
+    (``z_<g>``, ``r_<g>``) or over a spatial term's graph nodes (``theta_<g>``, ``phi_<g>``).
     """
-    effects = {f"{p}_{b.name}" for b in fit.md.blocks for p in ("z", "r")}
-    return [rv.name for rv in _default_model(fit).free_RVs if rv.name not in effects]
+    model = _default_model(fit)
+    level_dims = {b.dim for b in fit.md.blocks} | {f"{b.name}_node" for b in fit.md.blocks}
+    dims = model.named_vars_to_dims
+    return [rv.name for rv in model.free_RVs if not level_dims & set(dims.get(rv.name, ()) or ())]
 
 
 def _default_model(fit: Fit):  # noqa: ANN202 - pymc.Model, imported lazily
-    from models import hierarchical_logistic
-
-    return hierarchical_logistic(fit.md, fit.priors, centered=fit.settings.get("centered", False))
+    """The observed-variable model of the fit's family, priors and centring (not the sampling form)."""
+    if fit.md.family == "cumulative":
+        from models import hierarchical_cumulative as make
+    else:
+        from models import hierarchical_logistic as make
+    return make(fit.md, fit.priors, centered=fit.settings.get("centered", False))
 
 
 def with_log_densities(fit: Fit) -> xr.DataTree:

@@ -165,3 +165,8 @@ def test_grid_report_section_has_one_row_per_cell_with_the_fits_intervals(
     assert abs(np.log(t.loc["tight", "or_median"])) < abs(np.log(t.loc["default", "or_median"]))
     assert set(section.sensitivity.parameter) >= {"b[female]", "b[area_volunteering]"}
     assert section.sensitivity["flagged"].all()
+    # the fits report takes the same section (`sameplace report FITS --grid RUN`)
+    fit = cell_path(out, run.cells[0])
+    assert main(["report", str(fit), "--out", str(tmp_path / "rep"), "--no-lme4", "--grid", str(out)]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "Grid of fits" in page and "tiny: area_volunteering" in page and "(2 rows)" in page
