@@ -194,7 +194,7 @@ def _sprinkle(
 DESIGN = {
     "la_rate": {"Scotland": 1.6, "Wales": 1.6, "nonwhite_top_quarter": 1.5, "other": 1.0},
     "response": {"intercept": 0.6, "age": 0.5, "female": 0.3},
-    "informative": 1.5,
+    "informative": 1.0,
     "informative_outcome": "life_satisfied",
     "psu_households": 10,
 }
@@ -812,7 +812,7 @@ def simulate(
     audit.notes.append("SYNTHETIC release: no real person's data.")
 
     _check_consistency(table1, table, latent)
-    truth = _truth_json(n, seed, len(gb_codes))
+    truth = _truth_json(n, seed, len(gb_codes), informative)
     _record_options(truth, spatial_rho, spatial_sd, threshold)
     return SyntheticRelease(
         n=n,
@@ -932,8 +932,20 @@ def _record_options(truth: dict, rho: float | None, sd: float | None, threshold:
         entry["note"] += " Not exact for a linear formula: LA unemployment has a threshold (see 'threshold')."
 
 
-def _truth_json(n: int, seed: int, n_la: int) -> dict:
+def _truth_json(n: int, seed: int, n_la: int, informative: bool = False) -> dict:
     cfg = DEFAULT_CONFIG
+    design = {k: v for k, v in DESIGN.items() if k not in ("informative", "informative_outcome")}
+    design["informative"] = (
+        {"outcome": DESIGN["informative_outcome"], "coefficient_of_latent_error": DESIGN["informative"]}
+        if informative
+        else False
+    )
+    design["weights"] = (
+        "f_indinui_xw = 1 / (LA rate x response probability), mean 1; f_indscui_xw the same, 0 for "
+        "proxy and telephone interviews; g_/i_indscui_xw also divided by the probability of still "
+        "taking part at waves 7 / 9; f_psu about 10 households within an LA; f_strata region x "
+        "deprivation tercile"
+    )
     meta = {
         "generator": "sameplace data.synthetic",
         "version": GENERATOR_VERSION,
@@ -950,6 +962,7 @@ def _truth_json(n: int, seed: int, n_la: int) -> dict:
             "community_abs": f"community_score >= {cfg.community_abs_min:g}",
         },
         "links": list(LINKS),
+        "design": design,
         "unsafe_model": {
             "formula": "unsafe ~ walkability(LA) + female + deprivation(LA) + I(age >= 70)",
             "fixed": {k: v for k, v in UNSAFE_MODEL.items() if k != "la_sd"},
@@ -985,6 +998,9 @@ the raw sum 7-35.
 
 area_simulated.csv: SIMULATED LA walkability (index 0-100). No open LA-level source
 exists for it (population turnover is the published ONS figure of the reader's LA data).
+Weights and design: f_indscui_xw (self-completion), f_indinui_xw (main interview),
+f_psu, f_strata in f_indresp; g_/i_indscui_xw in the later waves. They are inverse
+selection probabilities of the simulated design ("design" in truth.json).
 truth.json: the hierarchical logistic models the outcomes were drawn from (fixed
 effects, LA standard deviations and correlations), stated on the analysis-table
 variables of the project's reader with its default cut-offs.
@@ -1061,6 +1077,7 @@ def generate_release(
     seed: int = DEFAULT_SEED,
     layout: Literal["per_wave", "flat"] = "per_wave",
     return_frame: bool = False,
+    informative: bool = False,
 ) -> Path | tuple[Path, SyntheticRelease]:
     """Simulate and write a synthetic UKHLS release with a known truth.
 
@@ -1077,11 +1094,13 @@ def generate_release(
     return_frame : bool
         Also return the in-memory :class:`SyntheticRelease` (its ``table`` is what
         :func:`data.ukhls.read_release` must give; ``latent`` holds the drawn values).
+    informative : bool
+        Informative response (see :func:`simulate`).
 
     Returns
     -------
     Path, or (Path, SyntheticRelease)
     """
-    sim = simulate(n=n, seed=seed)
+    sim = simulate(n=n, seed=seed, informative=informative)
     path = write_release(sim, out_dir, layout)
     return (path, sim) if return_frame else path
