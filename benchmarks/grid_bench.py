@@ -3,7 +3,7 @@ cost of power-scaling prior sensitivity (psense) for every catalogue entry.
 
     .venv/bin/python benchmarks/grid_bench.py            # writes the "Grid on Dask" and
                                                          # "Prior sensitivity" sections of results.md
-    .venv/bin/python benchmarks/grid_bench.py --psense-only
+    .venv/bin/python benchmarks/grid_bench.py --psense-only    # or --speed-only
 
 Both modes run through the command line (`sameplace grid`), each in a fresh process, on the
 same 4-cell grid (one study model x 2 subgroups x 2 prior sets, 4 chains x (500 + 500)
@@ -83,14 +83,19 @@ def _grid(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def _same_draws(a: Path, b: Path) -> bool:
+GRID16 = GRID.replace(
+    'rural = "urban == 0"\n', 'rural = "urban == 0"\nurban = "urban == 1"\nwomen = "female == 1"\n'
+).replace("n = 4000\n", "n = 4000\nreplicates = [1, 2]\n")
+
+
+def _same_draws(a: Path, b: Path, cells: int = 4) -> bool:
     from models import load_fit
 
     for p in sorted((a / "fits").glob("*.nc")):
         pa, pb = load_fit(p).posterior(), load_fit(b / "fits" / p.name).posterior()
         if any(not np.array_equal(pa[k].values, pb[k].values) for k in pa.data_vars):
             return False
-    return len(list((a / "fits").glob("*.nc"))) == 4
+    return len(list((a / "fits").glob("*.nc"))) == cells
 
 
 def _write_section(text: str, section: str = SECTION) -> None:
@@ -162,39 +167,46 @@ the log-density functions) and a second call. Flagged: prior sensitivity >= 0.05
 def main() -> None:
     if "--psense-only" not in sys.argv:
         grid_speed()
+    if "--speed-only" in sys.argv:
+        return
     text = psense_costs()
     _write_section(text, PSENSE_SECTION)
     print(text)
 
 
 def grid_speed() -> None:
-    """Serial against a 2-worker LocalCluster on the 4-cell grid (the "Grid on Dask" section)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        spec = tmp / "bench.toml"
-        spec.write_text(GRID)
-        warm = _grid([str(spec), "--out", str(tmp / "warm"), "--workers", "2", "--no-reuse"])
-        serial = _grid([str(spec), "--out", str(tmp / "serial"), "--scheduler", "serial"])
-        dask = _grid([str(spec), "--out", str(tmp / "dask"), "--workers", "2"])
-        same = _same_draws(tmp / "serial", tmp / "dask")
-    ratio = serial / dask
+    """Serial against a 2-worker LocalCluster on a 4-cell and a 16-cell grid ("Grid on Dask")."""
+    rows = []
+    for cells, grid in ((4, GRID), (16, GRID16)):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            spec = tmp / "bench.toml"
+            spec.write_text(grid)
+            warm = _grid([str(spec), "--out", str(tmp / "warm"), "--workers", "2", "--no-reuse"])
+            serial = _grid([str(spec), "--out", str(tmp / "serial"), "--scheduler", "serial"])
+            dask = _grid([str(spec), "--out", str(tmp / "dask"), "--workers", "2"])
+            same = _same_draws(tmp / "serial", tmp / "dask", cells)
+        rows.append((cells, serial, dask, serial / dask, same, warm))
     cores = os.cpu_count()
+    table = "\n".join(
+        f"| {c} | {s_:.1f} | {d:.1f} | **{r:.2f}x** | {same} | {w:.1f} |" for c, s_, d, r, same, w in rows
+    )
     text = f"""{SECTION}
 
 Date: {dt.date.today()}. Machine: {cores} cores ({platform.processor() or platform.machine()}), shared
 with other jobs. Command: `.venv/bin/python benchmarks/grid_bench.py` (one run; this section
-is rewritten by it). A 4-cell grid (`life_satisfaction` x everyone / rural x default / tight
-`sd_lad` prior; 4 chains x (500 + 500) draws; 4,000 people), each mode a fresh
-`sameplace grid` process after a warm-up run (compiled models loaded, not compiled).
+is rewritten by it). `life_satisfaction` on 4,000 people, 4 chains x (500 + 500) draws, no
+escalation: a 4-cell grid (everyone / rural x default / tight `sd_lad` prior) and a 16-cell
+grid (everyone / rural / urban / women x the two prior sets x replicates 1, 2). Each mode is
+a fresh `sameplace grid` process (cluster start-up and worker imports included) after a
+warm-up run that fills the compiled-model cache and the workers' compile folders. Serial:
+`--scheduler serial`, each fit's 4 chains on all cores; Dask: LocalCluster of 2 process
+workers x 1 thread, each fit's chains one after another.
 
-| mode | wall s |
-|---|---|
-| serial (`--scheduler serial`, 4 chains on all cores per fit) | {serial:.1f} |
-| Dask LocalCluster, 2 process workers x 1 thread | {dask:.1f} |
-
-Speed-up, serial / Dask: **{ratio:.2f}x**; same draws in both modes: {same}. Warm-up run
-(2 workers, first compile of each worker's kernels): {warm:.1f} s.
-{_verdict(ratio, cores)}
+| cells | serial s | Dask s | serial / Dask | same draws | warm-up s |
+|---|---|---|---|---|---|
+{table}
+{_verdict(rows[-1][3], cores)}
 """
     _write_section(text)
     print(text)
