@@ -417,6 +417,13 @@ def build_payload(
             "raw_mean": float(raw.mean()),
             "raw_sd": float(raw.std()),
         }
+    for name, f in fits.items():
+        used = int(f.md.complete_rows(table).sum())
+        if used != f.md.n_obs:
+            raise PageError(
+                f"model {name}: the analysis table gives {used} complete rows but the fit used {f.md.n_obs}; "
+                "it is not the table the run was fitted on (was the cohort generated again?)"
+            )
     models, skipped = {}, {}
     for name, f in fits.items():
         if f.md.family != "bernoulli":
@@ -501,6 +508,13 @@ def build_payload(
             "sociability_band": "Sociability (above / below the median)",
             "urban": "Urban or rural",
         },
+        "subgroup_short": {
+            "all": "Everyone",
+            "age50": "Age",
+            "income_band": "Income",
+            "sociability_band": "Sociability",
+            "urban": "Area",
+        },
         "las": las,
         "disclosure": (
             f"Disclosure rule applied to everything in this page: no LA with fewer than {k} respondents "
@@ -516,9 +530,14 @@ def build_payload(
 
 
 def _round_geometry(geom: Mapping[str, Any], digits: int) -> dict[str, Any]:
-    """Coordinates rounded to ``digits`` decimals (3 decimals: about 100 m), repeated points dropped."""
+    """Coordinates rounded to ``digits`` decimals (3: about 100 m), repeated points dropped, and
+    rings wound as plotly's d3-geo expects (outer rings clockwise, holes anticlockwise; GeoJSON's
+    own convention is the reverse, which d3 reads as "the whole globe except this polygon")."""
 
-    def ring(points: list) -> list:
+    def area2(pts: list) -> float:
+        return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False))
+
+    def ring(points: list, outer: bool) -> list:
         out: list = []
         for x, y in points:
             p = [round(x, digits), round(y, digits)]
@@ -526,15 +545,16 @@ def _round_geometry(geom: Mapping[str, Any], digits: int) -> dict[str, Any]:
                 out.append(p)
         if len(out) < 4:  # keep a valid ring even for tiny islands
             out = [[round(x, digits), round(y, digits)] for x, y in points]
-        return out
+        clockwise = area2(out) < 0
+        return out if clockwise == outer else out[::-1]
+
+    def polygon(rings: list) -> list:
+        return [ring(r, i == 0) for i, r in enumerate(rings)]
 
     if geom["type"] == "Polygon":
-        return {"type": "Polygon", "coordinates": [ring(r) for r in geom["coordinates"]]}
+        return {"type": "Polygon", "coordinates": polygon(geom["coordinates"])}
     if geom["type"] == "MultiPolygon":
-        return {
-            "type": "MultiPolygon",
-            "coordinates": [[ring(r) for r in poly] for poly in geom["coordinates"]],
-        }
+        return {"type": "MultiPolygon", "coordinates": [polygon(poly) for poly in geom["coordinates"]]}
     return dict(geom)
 
 

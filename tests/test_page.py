@@ -24,7 +24,7 @@ from data.prepare import prepare
 from models import load_fit
 
 CAT = load_catalogue()
-NAMES = ["mental_wellbeing", "community_wellbeing", "link_belonging"]
+NAMES = ["mental_wellbeing", "link_belonging"]
 SMALL = dict(n=1500, chains=2, draws=150, tune=150, compare_lme4=False)
 K = 10
 SHOTS = Path("runs/page_test_screenshots")
@@ -129,6 +129,37 @@ def test_whatif_is_close_to_the_scenario_on_people(payload, run, table):
         assert (mine["p_positive"] - ref["p_positive"]).abs().max() < 0.1
     zero = whatif(full, "mental_wellbeing", {"area_volunteering": 0.0})
     assert (zero["change_pp_mean"] == 0).all()
+
+
+def test_outer_rings_are_clockwise_for_d3(payload):
+    def area2(pts):
+        return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False))
+
+    for ft in payload["geojson"]["features"]:
+        g = ft["geometry"]
+        polys = [g["coordinates"]] if g["type"] == "Polygon" else g["coordinates"]
+        for poly in polys:
+            assert area2(poly[0]) < 0, ft["id"]
+            assert all(area2(hole) > 0 for hole in poly[1:]), ft["id"]
+
+
+def test_a_table_that_is_not_the_runs_is_refused(run, table, tmp_path):
+    from analysis.cli import main
+    from analysis.page import PageError, build_payload
+
+    fit = load_fit(run / "fits" / "link_belonging.nc")
+    with pytest.raises(PageError, match="not the table the run was fitted on"):
+        build_payload({"link_belonging": fit}, table.iloc[:-50], synthetic=True)
+    assert main(["page", str(tmp_path)]) == 2  # no manifest: one line, exit code 2
+
+
+def test_page_command_writes_the_page(run, tmp_path, capsys):
+    from analysis.cli import main
+
+    out = tmp_path / "p.html"
+    assert main(["page", str(run), "--out", str(out), "--draws", "50"]) == 0
+    assert "page written" in capsys.readouterr().out
+    assert all(m["draws"] == 50 for m in read_payload(out)["models"].values())
 
 
 # --------------------------------------------------------------------------- in the browser
@@ -256,6 +287,20 @@ def test_page_in_chromium_matches_python_and_fetches_nothing(driver, page, paylo
     )
     driver.save_screenshot(str(SHOTS / "page_la_list.png"))
 
+    # the map draws every LA shipped on its own (no shape covers the plot: rings wound for d3-geo)
+    boxes = driver.execute_script(
+        """
+        const frame = document.querySelector('#map .bg rect, #map rect.bg') || document.getElementById('map');
+        const f = frame.getBoundingClientRect();
+        return [...document.querySelectorAll('#map path.choroplethlocation')].map((p) => {
+          const b = p.getBoundingClientRect();
+          return (b.width * b.height) / (f.width * f.height);
+        });
+        """
+    )
+    shown = payload["models"][NAMES[0]]["la_effects"]["codes"]  # the map shows the selected model
+    assert len(boxes) == len(shown)
+    assert max(boxes) < 0.2, max(boxes)
     # nothing fetched: no resource entries other than data:/blob:/file: URLs
     urls = driver.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
     assert all(u.split(":", 1)[0] in ("data", "file", "blob") for u in urls), urls

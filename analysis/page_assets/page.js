@@ -517,7 +517,11 @@ class Page {
     document.getElementById("scenario-text").textContent = `Scenario: ${what}. Where: ${where}.` + (P.synthetic ? " SYNTHETIC DATA." : "");
     const results = document.getElementById("results");
     results.replaceChildren();
-    if (las !== null && !las.length) { this.lastResults = {}; return; }
+    if (las !== null && !las.length) {
+      this.lastResults = {};
+      this.drawChart(null, P.models[this.model]);
+      return;
+    }
     const t0 = performance.now();
     const out = {};
     const shifts = Object.fromEntries(moved);
@@ -534,6 +538,10 @@ class Page {
       const relevant = moved.filter(([f]) => f in m.shifts);
       if (!relevant.length && moved.length) {
         results.append(el("p", { cls: "help", text: `${m.outcome_label} (${m.name}): the moved factor(s) are not in this model.` }));
+        continue;
+      }
+      if (!out[m.name].length) {
+        results.append(el("p", { cls: "help", "data-model": m.name, text: `${m.outcome_label} (${m.name}): no chosen LA has a group of at least ${P.k} people in this model (disclosure rule), so nothing is shown.` }));
         continue;
       }
       results.append(this.table(m, out[m.name]));
@@ -583,7 +591,7 @@ class Page {
   drawChart(rows, m) {
     const div = document.getElementById("change-chart");
     if (!rows || !rows.length || !m.converged) { Plotly.purge(div); div.replaceChildren(); return; }
-    const label = (r) => `${this.payload.subgroup_labels[r.subgroup] || r.subgroup}: ${r.level}`;
+    const label = (r) => `${this.payload.subgroup_short[r.subgroup] || r.subgroup}: ${r.level}`;
     const colours = rows.map((r) => ({ pos: POS, neg: NEG, null: NUL }[signClass(r.low, r.high)]));
     const trace = {
       type: "scatter", mode: "markers", x: rows.map((r) => r.mean), y: rows.map(label),
@@ -593,7 +601,7 @@ class Page {
     };
     const title = `${this.payload.synthetic ? "SYNTHETIC DATA — " : ""}${m.outcome_label}: change in percentage points (95% interval)`;
     Plotly.react(div, [trace], {
-      title: { text: title, font: { size: 14 } }, margin: { l: 300, r: 20, t: 50, b: 70 },
+      title: { text: title, font: { size: 14 } }, margin: { l: 330, r: 20, t: 50, b: 70 },
       xaxis: { title: { text: "change, percentage points — an association, not a forecast" }, zeroline: true, zerolinecolor: "#444" },
       yaxis: { autorange: "reversed" }, height: 120 + 26 * rows.length,
     }, { displaylogo: false, responsive: true });
@@ -622,7 +630,7 @@ class Page {
     const z = e.or_median.map((v) => Math.log(v));
     const lim = Math.max(0.05, ...z.map(Math.abs));
     const text = e.codes.map((c, i) => `${e.names[i]} (${c})<br>LA effect: OR ${fmt(e.or_median[i])} (95% interval ${fmt(e.or_low[i])}–${fmt(e.or_high[i])})<br>${e.n[i]} respondents in this model` + (P.synthetic ? "<br>SYNTHETIC DATA" : ""));
-    const ticks = [0.5, 0.67, 0.8, 1, 1.25, 1.5, 2].filter((v) => Math.abs(Math.log(v)) <= lim * 1.01);
+    const ticks = [0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2].filter((v) => Math.abs(Math.log(v)) <= lim * 1.01);
     Plotly.react(div, [{
       type: "choropleth", geojson: P.geojson, featureidkey: "properties.lad19cd", locations: e.codes, z,
       zmin: -lim, zmax: lim, zmid: 0,
