@@ -67,8 +67,8 @@ from typing import Any
 
 import numpy as np
 
+from models.cumulative import build_model
 from models.formula import ModelData
-from models.logistic import hierarchical_logistic
 from models.priors import Prior
 from models.sampling_form import data_values, structure_key
 
@@ -90,6 +90,7 @@ CODE_FILES = (
     "priors.py",
     "compiled.py",
     "spatial.py",
+    "cumulative.py",
     "weights.py",
 )
 """Modules of `models` whose code shapes the compiled model (their hash is in the key)."""
@@ -130,7 +131,7 @@ def compiled_model(md: ModelData, priors: dict[str, Prior], *, centered) -> tupl
         compiled = _CACHE[key].with_data(**data_values(md, priors, fast_likelihood=FAST_LIKELIHOOD))
         return compiled, {**info, "reused": True, "compile_seconds": 0.0, "compile_cache": "memory"}
     t0 = time.perf_counter()
-    model = hierarchical_logistic(md, priors, centered=centered, fast_likelihood=FAST_LIKELIHOOD)
+    model = build_model(md, priors, centered=centered, fast_likelihood=FAST_LIKELIHOOD)
     if not disk_cache_enabled():
         compiled = _compile(model)
         info.update(reused=False, compile_cache="off")

@@ -107,17 +107,25 @@ def level_information(md: ModelData) -> dict[str, np.ndarray]:
 
     ``I_jt = sum_{i in j} n_i z_it^2 p_j (1 - p_j)``, with ``n_i`` the trials (1 for
     Bernoulli rows) and ``p_j = (successes_j + 2 p) / (trials_j + 2)`` the level's rate
-    shrunk towards the overall rate ``p``.
+    shrunk towards the overall rate ``p``. For an ordinal response ``p_j (1 - p_j)`` is
+    ``(1 - sum_k p_jk^3) / 3`` with ``p_jk`` the level's category shares, shrunk the same
+    way (the information about a shift of the logistic latent scale; ``p (1 - p)`` for K = 2).
     """
     n = np.asarray(md.trials, dtype=float) if md.family == "binomial" else np.ones(md.n_obs)
     y = np.asarray(md.y, dtype=float)
     p_all = y.sum() / max(n.sum(), 1.0)
     out = {}
+    K = len(md.response_levels)
     for block in md.blocks:
         succ = np.bincount(block.idx, weights=y, minlength=block.n_levels)
         trials = np.bincount(block.idx, weights=n, minlength=block.n_levels)
         p = (succ + 2 * p_all) / (trials + 2)
         w = p * (1 - p)
+        if md.family == "cumulative":  # ordinal: (1 - sum_k p_k^3) / 3 per row (Whitehead 1993)
+            shares = np.bincount(md.y, minlength=K) / md.n_obs
+            cells = np.bincount(block.idx * K + md.y, minlength=block.n_levels * K).reshape(-1, K)
+            pk = (cells + 2 * shares) / (trials[:, None] + 2)
+            w = (1 - np.sum(pk**3, axis=1)) / 3
         info = np.column_stack(
             [
                 np.bincount(block.idx, weights=n * block.Z[:, t] ** 2, minlength=block.n_levels)

@@ -30,6 +30,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from models.convergence import DEFAULT_THRESHOLDS, Convergence, check_convergence
+from models.cumulative import build_model
 from models.escalation import (
     DEFAULT_MAX_DEPTH,
     Budget,
@@ -45,7 +46,7 @@ from models.escalation import (
     next_attempt,
 )
 from models.formula import DataWarning, ModelData, build_model_data
-from models.logistic import Centring, centring_by_block, hierarchical_logistic
+from models.logistic import Centring, centring_by_block
 from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
 from models.weights import describe_weights, restore_weights, weight_columns, weighted_model_data
 
@@ -156,7 +157,7 @@ class Fit:
     def parameter_names(self) -> list[str]:
         """Reported parameters: Intercept, b, and each block's sd and cor."""
         post = self.posterior()
-        names = [n for n in ("Intercept", "b") if n in post]
+        names = [n for n in ("Intercept", "cutpoints", "b") if n in post]
         for block in self.md.blocks:
             names.append(f"sd_{block.name}")
             if f"cor_{block.name}" in post:
@@ -192,7 +193,7 @@ class Fit:
     # ----------------------------------------------------------------- predictions
     def posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Posterior predictive draws of the observed outcome for the data used."""
-        model = hierarchical_logistic(self.md, self.priors, centered=self.settings.get("centered", False))
+        model = build_model(self.md, self.priors, centered=self.settings.get("centered", False))
         return pm.sample_posterior_predictive(self.idata, model=model, random_seed=seed, progressbar=False)
 
     def log_likelihood(self) -> xr.Dataset:
@@ -201,7 +202,7 @@ class Fit:
         Computed from the observed-variable model, whatever sampler produced the draws;
         returns a Dataset with variable ``y`` over (chain, draw, obs_id).
         """
-        model = hierarchical_logistic(self.md, self.priors, centered=self.settings.get("centered", False))
+        model = build_model(self.md, self.priors, centered=self.settings.get("centered", False))
         return pm.compute_log_likelihood(
             self.idata, model=model, extend_inferencedata=False, progressbar=False
         )
@@ -245,6 +246,7 @@ class Fit:
             "convergence": self.convergence.to_json(),
             "drops": json.dumps({"n_input": self.md.n_input, **self.md.drops}),
             "categorical_levels": json.dumps(self.md.categorical_levels),
+            "family": "cumulative" if self.md.family == "cumulative" else "",
             "accept_failed": str(bool(self.accept_failed)),
             "attempts": json.dumps(self.attempts),
             **{k: str(v) for k, v in self.attrs.items()},
@@ -263,6 +265,7 @@ _STANDARD_ATTRS = {
     "convergence",
     "drops",
     "categorical_levels",
+    "family",
     "accept_failed",
     "attempts",
     "posterior_sha256",
@@ -298,7 +301,7 @@ def load_fit(path: str | os.PathLike) -> Fit:
         frame[col] = pd.Categorical(frame[col].astype(str), categories=lv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # said when the fit was made
-        md = build_model_data(attrs["formula"], frame)
+        md = build_model_data(attrs["formula"], frame, family=attrs.get("family") or None)
     restore_weights(md, frame)
     drops = json.loads(attrs["drops"])
     md.n_input = int(drops.pop("n_input"))
@@ -401,11 +404,13 @@ def fit(
     escalate: bool = True,
     ess: float | None = None,
     budget: dict | Budget | None = None,
+    family: str | None = None,
     weights: str | None = None,
     weight_scaling: str = "size",
     group_weights: str | dict[str, str] | None = None,
 ) -> Fit:
-    """Fit a hierarchical logistic model given by an lme4-style formula.
+    """Fit a hierarchical logistic (or cumulative-logit, for an ordinal response) model given by
+    an lme4-style formula.
 
     Parameters
     ----------
@@ -463,6 +468,10 @@ def fit(
         Cap on all attempts together: ``{"draws": total iterations, tuning included, over
         chains and attempts, "seconds": wall time}``; default ``{"draws": 60000,
         "seconds": None}``. The first attempt always runs.
+    family : {None, "cumulative"}
+        ``"cumulative"``: the cumulative-logit (proportional-odds) model of an ordinal
+        response (`models.cumulative`). None (default): ordinal when the response is an
+        ordered pandas categorical, else logistic (0/1 or binomial counts).
     weights : str, optional
         Column of survey weights (e.g. ``"weight_sc"``): the fit is a pseudo-posterior, each
         row's log-likelihood multiplied by its scaled weight (`models.weights`). Rows with a
@@ -511,9 +520,10 @@ def fit(
             weights=weights,
             weight_scaling=weight_scaling,
             group_weights=group_weights,
+            family=family,
         )
     else:
-        md = build_model_data(formula, data)
+        md = build_model_data(formula, data, family=family)
     if isinstance(data, ModelData) and md.weights is not None:
         survey_attrs = {"weights": "(given with the model data)", "weight_scaling": "", "group_weights": ""}
     resolved = resolve_priors(md, priors)
@@ -736,7 +746,7 @@ def _sample_pymc(
     max_depth=DEFAULT_MAX_DEPTH,
 ):
     t0 = time.perf_counter()
-    model = hierarchical_logistic(md, priors, centered=centered)
+    model = build_model(md, priors, centered=centered)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rhat statistic.*")
         warnings.filterwarnings("ignore", message=".*effective sample size.*")
@@ -776,5 +786,5 @@ def sample_prior_predictive(
 ) -> xr.DataTree:
     """Draws from the prior and the prior predictive distribution for the data's design."""
     md = build_model_data(formula, data)
-    model = hierarchical_logistic(md, resolve_priors(md, priors))
+    model = build_model(md, resolve_priors(md, priors))
     return pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)

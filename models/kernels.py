@@ -237,3 +237,179 @@ def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     for k in range(k64 + k32):
         gb[k] -= xm[k] * gc
     return logp, gc, outside
+
+
+# --------------------------------------------------------------------------- cumulative logit
+
+BIG = 1e30
+"""Stands for an infinite cutpoint (below the first category, above the last)."""
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_REDUCE)
+def cumulative_logit(XT, XS, b, xm, R, PT, WT, y, n, tau, unit_w, gb, gR, gtau):
+    """Log-likelihood of the cumulative-logit (proportional-odds) multilevel model and its
+    gradient, one pass.
+
+    For entry i (a row, or a cell of identical rows that share a category) with category
+    ``k = y_i`` of ``K`` and count ``n_i``,
+
+        eta_i = (x_i - xm) . b + sum_j W[i, j] R[P[i, j]]          (no intercept)
+        P(Y = k) = F(tau_k - eta_i) - F(tau_{k-1} - eta_i)     (tau_{-1} = -inf, tau_{K-1} = +inf)
+
+    with F the logistic CDF. Computed without cancellation through the identity
+
+        F(u) - F(l) = F(u) F(-l) (1 - exp(-(u - l)))
+
+    so ``log P = -softplus(-u) - softplus(l) + log1mexp(tau_k - tau_{k-1})``: the last term
+    depends on the cutpoints only and is summed once per category, the others need one
+    ``exp`` and one ``log1p`` per bound, vectorised as in `glmm_logit`. The gradient with
+    respect to ``eta`` is ``n (F(l) - F(-u))``.
+
+    Parameters
+    ----------
+    XT, XS, b, xm, R, PT, WT, unit_w, gb, gR
+        As in `glmm_logit` (``gb``, ``gR`` filled with the gradient).
+    y : float32 or float64[m]
+        Category codes ``0 .. K-1`` (exact small integers).
+    n : float32 or float64[m]
+        Counts (1 for a row).
+    tau : float64[K - 1]
+        Cutpoints (the centred design's: ``tau - xm . b`` is subtracted nowhere else).
+    gtau : float64[K - 1]
+        Filled with the gradient with respect to ``tau``.
+
+    Returns
+    -------
+    (logp, bad)
+        ``bad`` is True when a code lies outside ``0 .. K-1`` or the cutpoints are not
+        strictly increasing (the caller returns ``-inf``).
+    """
+    k64 = XT.shape[0]
+    k32 = XS.shape[0]
+    m = y.shape[0]
+    J = PT.shape[0]
+    K = tau.shape[0] + 1
+    gb[:] = 0.0
+    gR[:] = 0.0
+    gtau[:] = 0.0
+    ext = np.empty(K + 1)  # cutpoints with the infinite ends
+    ext[0] = -BIG
+    ext[K] = BIG
+    for k in range(K - 1):
+        ext[k + 1] = tau[k]
+    gext = np.zeros(K + 1)
+    count = np.zeros(K)
+    eta = np.empty(BLOCK)
+    u = np.empty(BLOCK)
+    lo = np.empty(BLOCK)
+    a = np.empty(BLOCK)
+    eu = np.empty(BLOCK)
+    el = np.empty(BLOCK)
+    su = np.empty(BLOCK)
+    sl = np.empty(BLOCK)
+    g = np.empty(BLOCK)
+    cat = np.empty(BLOCK, dtype=np.int64)
+    bits = np.empty(BLOCK, dtype=np.int64)
+    c_eff = 0.0
+    for k in range(k64 + k32):
+        c_eff -= xm[k] * b[k]
+    logp = 0.0
+    g_sum = 0.0
+    bad = False
+    for k in range(1, K - 1):
+        bad |= not (tau[k] > tau[k - 1])
+    for s in range(0, m, BLOCK):
+        w = min(BLOCK, m - s)
+        yb = y[s : s + w]
+        nb = n[s : s + w]
+        for i in range(w):
+            eta[i] = c_eff
+        for k in range(k64):
+            bk = b[k]
+            xk = XT[k, s : s + w]
+            for i in range(w):
+                eta[i] += xk[i] * bk
+        for k in range(k32):
+            bk = b[k64 + k]
+            xs = XS[k, s : s + w]
+            for i in range(w):
+                eta[i] += np.float64(xs[i]) * bk
+        for j in range(J):
+            pj = PT[j, s : s + w]
+            if unit_w:
+                for i in range(w):
+                    eta[i] += R[pj[i]]
+            else:
+                wj = WT[j, s : s + w]
+                for i in range(w):
+                    eta[i] += np.float64(wj[i]) * R[pj[i]]
+        for i in range(w):
+            yi = np.float64(yb[i])
+            ki = np.int64(yi)
+            if ki < 0 or ki >= K or ki != yi:
+                bad = True
+                ki = 0
+            cat[i] = ki
+            u[i] = ext[ki + 1] - eta[i]
+            lo[i] = ext[ki] - eta[i]
+        for i in range(w):
+            a[i] = abs(u[i])
+        exp_neg(a[:w], eu[:w], bits[:w])
+        log1p_unit(eu[:w], su[:w])
+        for i in range(w):
+            a[i] = abs(lo[i])
+        exp_neg(a[:w], el[:w], bits[:w])
+        log1p_unit(el[:w], sl[:w])
+        for i in range(w):
+            ni = np.float64(nb[i])
+            ui = u[i]
+            li = lo[i]
+            # softplus(-u) and softplus(l); F(-u) and F(l) from the same exp(-|.|)
+            logp -= ni * (max(-ui, 0.0) + su[i] + max(li, 0.0) + sl[i])
+            pu = 1.0 / (1.0 + eu[i])
+            f_neg_u = eu[i] * pu if ui >= 0.0 else pu
+            pl = 1.0 / (1.0 + el[i])
+            f_l = pl if li >= 0.0 else el[i] * pl
+            g[i] = ni * (f_l - f_neg_u)
+            g_sum += g[i]
+            gext[cat[i] + 1] += ni * f_neg_u
+            gext[cat[i]] -= ni * f_l
+            count[cat[i]] += ni
+        for k in range(k64):
+            acc = 0.0
+            xk = XT[k, s : s + w]
+            for i in range(w):
+                acc += g[i] * xk[i]
+            gb[k] += acc
+        for k in range(k32):
+            acc = 0.0
+            xs = XS[k, s : s + w]
+            for i in range(w):
+                acc += g[i] * np.float64(xs[i])
+            gb[k64 + k] += acc
+        for j in range(J):
+            pj = PT[j, s : s + w]
+            if unit_w:
+                for i in range(w):
+                    gR[pj[i]] += g[i]
+            else:
+                wj = WT[j, s : s + w]
+                for i in range(w):
+                    gR[pj[i]] += g[i] * np.float64(wj[i])
+    for k in range(k64 + k32):  # d eta / d b_k = x_k - xm_k: the centring's share
+        gb[k] -= xm[k] * g_sum
+    for k in range(K - 1):
+        gtau[k] = gext[k + 1]
+    # log(1 - exp(-(tau_k - tau_{k-1}))) once per middle category, with its gradient
+    for k in range(1, K - 1):
+        if count[k] == 0.0:
+            continue
+        d = tau[k] - tau[k - 1]
+        if not d > 0.0:
+            bad = True
+            continue
+        logp += count[k] * np.log(-np.expm1(-d))
+        r = count[k] / np.expm1(d)
+        gtau[k] += r
+        gtau[k - 1] -= r
+    return logp, bad

@@ -16,6 +16,11 @@ parameter           default                            meaning
 ``cor_<group>``     ``lkj(2)``                         correlation matrix of a block's effects
 ``rho_<group>``     ``beta(0.5, 0.5)``                 spatial share of the variance of a
                                                        ``car()`` term (BYM2, `models.spatial`)
+``cutpoints``       ``normal(0, 2.5)``, ordered        cumulative (ordinal) family only: each
+                                                       cutpoint on the logit scale at the mean
+                                                       of the predictors, the vector restricted
+                                                       to increasing values (brms' default is
+                                                       student_t(3, 0, 2.5) the same way)
 ==================  =================================  ==========================================
 
 Override any of them with a dict: ``{"b[age50]": "normal(0, 1)", "b": "normal(0, 1)",
@@ -132,6 +137,8 @@ def default_priors(md: ModelData) -> dict[str, Prior]:
     priors: dict[str, Prior] = {}
     if md.has_intercept:
         priors["Intercept"] = Prior("normal", (0.0, 2.5))
+    if md.family == "cumulative":
+        priors["cutpoints"] = Prior("normal", (0.0, 2.5))
     for j, term in enumerate(md.fixed_terms):
         if term == "Intercept":
             continue
@@ -200,7 +207,10 @@ def _check_family(name: str, p: Prior, key: str) -> None:
         raise PriorError(f"prior for {key!r} must be beta(alpha, beta), got {p}")
     if name.startswith("cor_") and p.family != "lkj":
         raise PriorError(f"prior for {key!r} must be lkj(eta), got {p}")
-    if (name.startswith("b[") or name == "Intercept") and p.family not in ("normal", "student_t"):
+    if (name.startswith("b[") or name in ("Intercept", "cutpoints")) and p.family not in (
+        "normal",
+        "student_t",
+    ):
         raise PriorError(f"prior for {key!r} must be normal or student_t, got {p}")
 
 

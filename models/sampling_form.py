@@ -28,10 +28,11 @@ from models.spatial import bym2_layout
 
 
 def centred_design(md: ModelData) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed slopes' design centred at its means (not centred without an intercept), and the means."""
+    """Fixed slopes' design centred at its means (not centred without an intercept or, for
+    the cumulative family, cutpoints to absorb the centring), and the means."""
     slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
     X = md.X[:, slope_cols]
-    x_mean = X.mean(axis=0) if md.has_intercept else np.zeros(X.shape[1])
+    x_mean = X.mean(axis=0) if md.has_intercept or md.family == "cumulative" else np.zeros(X.shape[1])
     return X - x_mean, x_mean
 
 
@@ -146,7 +147,10 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
     unit_w = all(np.all(block.Z == 1.0) for block in md.blocks)
     layout = SamplingLayout(row_cols, level_cols, level_block, unit_w, f32_cols=f32_cols)
     out = _row_arrays(md, X, layout)
-    values, inverse, n_cells = _cells(out)
+    ordinal = md.family == "cumulative"  # a cell is also one category: (cell, category, count)
+    values, inverse, n_cells = _cells(
+        {**out, "W_effects": np.vstack([out["W_effects"], out["y_lik"]])} if ordinal else out
+    )
     if n_cells <= POOL_BELOW * md.n_obs:
         layout = replace(layout, cells=n_cells)
         k, k32, J = out["XT_rows"].shape[0], out["XS_rows"].shape[0], out["P_effects"].shape[0]
@@ -154,8 +158,10 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
             "XT_rows": np.ascontiguousarray(values[:, :k].T),
             "XS_rows": np.ascontiguousarray(values[:, k : k + k32].T.astype(np.float32)),
             "P_effects": values[:, k + k32 : k + k32 + J].T.astype(np.int64),
-            "W_effects": values[:, k + k32 + J :].T,
-            "y_lik": np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
+            "W_effects": values[:, k + k32 + J : values.shape[1] - ordinal].T,
+            "y_lik": values[:, -1]
+            if ordinal
+            else np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
             "n_lik": np.bincount(inverse, weights=out["n_lik"], minlength=n_cells),
         }
     if out["P_effects"].size and out["P_effects"].max() >= 2**31:
@@ -182,7 +188,8 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
         n, y = md.trials, md.y
         log_c = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
         const = float(np.sum(log_c if md.weights is None else md.weights * log_c))
-    out["loglik_const"] = np.asarray(const)
+    if md.family != "cumulative":  # the cumulative likelihood has no constant
+        out["loglik_const"] = np.asarray(const)
     return layout, out
 
 
@@ -245,8 +252,16 @@ def _data(name: str, value: np.ndarray):
     return x
 
 
-def sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) -> None:
-    """``pm.Potential("y_loglik")``: the likelihood by `models.ops.glmm_loglik`."""
+def likelihood_inputs(
+    md: ModelData, Xc: np.ndarray, b, effects
+) -> tuple[SamplingLayout, dict, object, object]:
+    """The sampling form's data (as `pm.Data`), the slopes in the kernel's column order and
+    the flat vector ``R`` of group effects and per-level area predictors, for a likelihood Op.
+
+    Returns
+    -------
+    layout, data, b_rows, R
+    """
     layout, arrays = sampling_form(md)
     data = {name: _data(name, value) for name, value in arrays.items()}
     order = [j for j in layout.row_cols if j not in layout.f32_cols] + list(layout.f32_cols)
@@ -261,6 +276,12 @@ def sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) 
         b_level = pt.dot(_selection(layout.level_cols, Xc.shape[1]), b)
         flat.append(pt.dot(data["X_level"], b_level))
     R = pt.concatenate(flat) if flat else pt.zeros(0)
+    return layout, data, b_rows, R
+
+
+def sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) -> None:
+    """``pm.Potential("y_loglik")``: the likelihood by `models.ops.glmm_loglik`."""
+    layout, data, b_rows, R = likelihood_inputs(md, Xc, b, effects)
     pooled = layout.cells is not None
     loglik = glmm_loglik(
         data["XT_rows"],
@@ -287,7 +308,7 @@ def data_values(
     Xc, x_mean = centred_design(md)
     out: dict[str, np.ndarray] = {}
     if Xc.shape[1]:
-        if md.has_intercept:
+        if md.has_intercept or md.family == "cumulative":
             out["x_mean"] = x_mean
         names = [t for t in md.fixed_terms if t != "Intercept"]
         ps = [priors[f"b[{t}]"] for t in names]
@@ -349,9 +370,11 @@ def structure_key(
         ],
         "priors": {k: str(v) for k, v in priors.items() if not (fixed_normal and k.startswith("b["))},
     }
+    if md.family == "cumulative":  # the number of cutpoints
+        spec["categories"] = len(md.response_levels)
+    if md.weights is not None or md.group_weights:  # survey weights (models.weights)
+        spec["weighted"] = [md.weights is not None, sorted(md.group_weights)]
     spatial = [(b.name, b.spatial, bym2_layout(b).key()) for b in md.blocks if b.spatial]
     if spatial:  # car() terms: the graph and the levels' places on it are in the compiled model
         spec["spatial"] = spatial
-    if md.weights is not None or md.group_weights:  # survey weights (models.weights)
-        spec["weighted"] = [md.weights is not None, sorted(md.group_weights)]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]

@@ -139,9 +139,10 @@ class ModelData:
     response : str
         Name used for the observed variable.
     family : str
-        ``"bernoulli"`` or ``"binomial"``.
+        ``"bernoulli"``, ``"binomial"`` or ``"cumulative"`` (ordinal; no intercept column).
     y : numpy.ndarray
-        0/1 outcomes, or successes for the binomial family.
+        0/1 outcomes, successes for the binomial family, or category codes ``0 .. K-1``
+        (in ``response_levels`` order) for the cumulative family.
     trials : numpy.ndarray or None
         Number of trials (binomial family only).
     X : numpy.ndarray
@@ -167,7 +168,8 @@ class ModelData:
     rows : numpy.ndarray
         Positions (0-based) in the data given of the rows used.
     response_levels : tuple of str
-        For a two-level response: (failure, success) levels; else empty.
+        For a two-level response: (failure, success) levels; for an ordinal response
+        every category, lowest first; else empty.
     weights : numpy.ndarray or None
         Likelihood weight of each row (survey pseudo-likelihood, `models.weights`); None:
         unweighted.
@@ -333,7 +335,7 @@ def _split_level(part: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- building
 
 
-def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
+def build_model_data(formula: str, data: pd.DataFrame, *, family: str | None = None) -> ModelData:
     """Parse an lme4-style formula and evaluate it on ``data``.
 
     Parameters
@@ -347,6 +349,11 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
         the formula says ``factor()``/``C()``): a pandas categorical keeps its category
         order, text levels are sorted, and the first level is the reference (treatment
         contrasts, as in lme4).
+
+    family : {None, "cumulative"}
+        ``"cumulative"``: an ordinal response (`ordinal_response`; the intercept column is
+        dropped, the cutpoints take its place). None: ordinal when the response is an
+        ordered pandas categorical, else binary or binomial by the response's form.
 
     Returns
     -------
@@ -416,7 +423,20 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
             )
 
     # ---- response
-    y, trials, response_levels = _response(terms, frame)
+    if family not in (None, "cumulative"):
+        raise FormulaError(
+            f"family must be 'cumulative' or None (binary/binomial by the response), got {family!r}"
+        )
+    ordinal = family == "cumulative" or (
+        terms.response.kind == "plain"
+        and isinstance(frame[terms.response.name].dtype, pd.CategoricalDtype)
+        and frame[terms.response.name].cat.ordered
+    )
+    if ordinal:
+        y, response_levels = ordinal_response(terms, frame)
+        trials = None
+    else:
+        y, trials, response_levels = _response(terms, frame)
 
     # ---- fixed design
     X, columns = _design(terms, atoms, values, terms.fixed, len(frame))
@@ -425,6 +445,15 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
     if X.shape[1] == 0:
         raise FormulaError(f"formula {formula!r} has no fixed effects (not even an intercept)")
     _check_constant_columns(X, fixed_terms, formula)
+    if ordinal and "Intercept" not in fixed_terms:
+        raise FormulaError(
+            f"formula {formula!r}: an ordinal (cumulative) model's cutpoints take the place of the "
+            "intercept, so write the formula with one (drop '0 +' / '- 1')"
+        )
+    if ordinal:  # the cutpoints take the intercept's place (as in clmm)
+        keep_cols = [j for j, t in enumerate(fixed_terms) if t != "Intercept"]
+        X, columns = X[:, keep_cols], [columns[j] for j in keep_cols]
+        fixed_terms = [c.label for c in columns]
 
     # ---- group blocks
     blocks: list[GroupBlock] = []
@@ -466,7 +495,7 @@ def build_model_data(formula: str, data: pd.DataFrame) -> ModelData:
     md = ModelData(
         formula=formula,
         response=terms.response.name,
-        family=terms.family,
+        family="cumulative" if ordinal else terms.family,
         y=y,
         trials=trials,
         X=X,
@@ -629,6 +658,59 @@ def _response(
     return a.astype(np.int64), trials.astype(np.int64), ()
 
 
+def ordinal_response(terms: FormulaTerms, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Category codes ``0 .. K-1`` and the categories (lowest first) of an ordinal response.
+
+    An ordered (or unordered: ``family="cumulative"`` says it is ordinal) pandas categorical
+    keeps its category order; numbers sort numerically (a 1-7 scale); text is refused, as
+    its order is unknown. A category that no row used has is dropped with a `DataWarning`
+    naming it (its cutpoints would not be identified; the model has one category fewer).
+    Fewer than 3 categories is an error pointing to the binary family.
+    """
+    resp = terms.response
+    if resp.kind != "plain":
+        raise FormulaError(f"an ordinal (cumulative) response must be one column, not {resp.r_spelling()!r}")
+    name = resp.name
+    s = frame[name]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in s.cat.categories]
+        used = set(s.cat.codes[s.cat.codes >= 0].unique())
+        empty = [c for k, c in enumerate(cats) if k not in used]
+        if empty:
+            _warn(
+                f"ordinal response {name!r}: no row used has the categor{'y' if len(empty) == 1 else 'ies'} "
+                f"{', '.join(map(repr, empty))}; dropped from the categories (the model has "
+                f"{len(cats) - len(empty)} categories, not {len(cats)}): merge or drop the level to "
+                "silence this"
+            )
+            s = s.cat.remove_unused_categories()
+        levels = tuple(str(c) for c in s.cat.categories)
+        codes = s.cat.codes.to_numpy().astype(np.int64)
+    elif pd.api.types.is_bool_dtype(s):
+        levels, codes = ("False", "True"), s.to_numpy(dtype=np.int64)
+    else:
+        num = pd.to_numeric(s, errors="coerce") if is_text(s) else s.astype(float)
+        if num.isna().any():
+            raise row_error(
+                f"ordinal response {name!r} holds text, whose order is unknown",
+                s.to_numpy(dtype=object),
+                num.isna().to_numpy(),
+                s.index,
+                f". Make it an ordered categorical: df[{name!r}] = pd.Categorical(df[{name!r}], "
+                "categories=[lowest, ..., highest], ordered=True)",
+            )
+        values = np.sort(num.unique())
+        codes = np.searchsorted(values, num.to_numpy()).astype(np.int64)
+        levels = tuple(f"{v:g}" for v in values)
+    if len(levels) < 3:
+        raise FormulaError(
+            f"ordinal response {name!r} has {len(levels)} categor{'y' if len(levels) == 1 else 'ies'} "
+            f"{list(levels)} in the rows used: a cumulative model needs 3 or more; fit the binary "
+            "(logistic) family instead (leave family unset and code the response 0/1)"
+        )
+    return codes, levels
+
+
 def _count(frame: pd.DataFrame, node: Any, lhs: str) -> np.ndarray:
     where = f"response {lhs!r}"
     arr = np.asarray(evaluate(node, frame, where), dtype=float) * np.ones(len(frame))
@@ -728,7 +810,8 @@ def _bernoulli_response(s: pd.Series, name: str) -> tuple[np.ndarray, tuple[str,
                     s.to_numpy(dtype=object),
                     bad,
                     s.index,
-                    ". Use cbind(successes, failures) for counts.",
+                    ". Use cbind(successes, failures) for counts, or family='cumulative' for an ordinal "
+                    "scale (e.g. 1-7).",
                 )
             elif num.notna().any():  # numbers mixed with text: a coding error, not a factor
                 bad = num.isna().to_numpy()
@@ -742,13 +825,20 @@ def _bernoulli_response(s: pd.Series, name: str) -> tuple[np.ndarray, tuple[str,
             order = sorted(set(vals))
         if len(order) != 2:
             bad = np.ones(len(s), dtype=bool)
+            ordinal_hint = (
+                f"; or, if its levels are ordered, fit an ordinal model: make it an ordered categorical "
+                f"(pd.Categorical(df[{name!r}], categories=[lowest, ..., highest], ordered=True)) or "
+                "pass family='cumulative'"
+                if len(order) > 2
+                else ""
+            )
             raise row_error(
                 f"response {name!r} must be 0/1 (or true/false, or a factor with two levels), but has "
                 f"{len(order)} level(s) {order[:6]}",
                 s.to_numpy(dtype=object),
                 bad,
                 s.index,
-                f". Recode it, e.g. df[{name!r}] = (df[{name!r}] == 'yes').astype(int)",
+                f". Recode it, e.g. df[{name!r}] = (df[{name!r}] == 'yes').astype(int){ordinal_hint}",
             )
         y = (vals.to_numpy() == order[1]).astype(np.int64)
         levels = (order[0], order[1])
@@ -761,7 +851,8 @@ def _bernoulli_response(s: pd.Series, name: str) -> tuple[np.ndarray, tuple[str,
                 vals,
                 bad,
                 s.index,
-                ". Use cbind(successes, failures) for counts.",
+                ". Use cbind(successes, failures) for counts, or family='cumulative' for an ordinal scale "
+                "(e.g. 1-7).",
             )
         y = vals.astype(np.int64)
     if y.min() == y.max():
@@ -862,6 +953,8 @@ def _warn(message: str) -> None:
 
 def _warn_separation(md: ModelData) -> None:
     """Warn when one predictor alone separates the outcome (complete or quasi-complete)."""
+    if md.family == "cumulative":  # the cutpoints' ordering keeps an ordinal model's estimates apart
+        return
     if md.family == "bernoulli":
         has_fail, has_succ = md.y == 0, md.y == 1
         zero, one = f"{md.response} = 0", f"{md.response} = 1"
