@@ -71,13 +71,12 @@ def recovery():
         "y ~ age_band * female + area + (1 | lad)",
         resp,
         chains=2,
-        draws=500,
-        tune=500,
+        draws=1500,
+        tune=700,
         seed=3,
         progressbar=False,
-        escalate=False,
-        accept_failed=True,
     )
+    assert f.converged, f.headline
     return pop, resp, truth, area, empty, f
 
 
