@@ -160,6 +160,20 @@ def test_example_grid_file_is_valid(table: pd.DataFrame) -> None:
     assert len(plan_grid(spec, table)) == 12
 
 
+def test_prior_sensitivity_grid_file_is_valid(table: pd.DataFrame) -> None:
+    spec = load_grid(Path(__file__).resolve().parents[1] / "analysis" / "grids" / "prior_sensitivity.toml")
+    assert spec.jobs == ("fit", "psense")
+    cells = plan_grid(spec, table)
+    assert len(cells) == 9 and {c.prior_set for c in cells} == {"default", "wide_sd", "tight_sd"}
+    assert cells[2].priors["sd"] == "exponential(5)"
+
+
+def test_jobs_must_be_known(tmp_path: Path) -> None:
+    path = _write(tmp_path, GRID.replace("seed = 7", 'seed = 7\njobs = ["fit", "loo"]'))
+    with pytest.raises(GridError, match=r"\[grid\] jobs = \['fit', 'loo'\]"):
+        load_grid(path)
+
+
 # --------------------------------------------------------------------------- running it
 
 
