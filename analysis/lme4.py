@@ -1127,3 +1127,150 @@ def fit_svyglm(
         n_strata=int(raw["n_strata"]),
         seconds=float(raw["seconds"]),
     )
+
+
+# --------------------------------------------------------------------------- ordinal::clmm
+
+CLMM_SCRIPT = R_DIR / "clmm.R"
+CLMM_NAGQ = 10
+"""Adaptive Gauss-Hermite points of clmm where it allows them (one scalar random intercept)."""
+
+
+@dataclass
+class ClmmResult:
+    """Estimates of ``ordinal::clmm`` (cumulative logit) for the rows of a fit.
+
+    Attributes
+    ----------
+    cutpoints : pandas.DataFrame
+        Index: clmm's threshold names (``"1|2"``, ...), the fit's ``cutpoint`` labels;
+        columns ``estimate``, ``se``.
+    fixed : pandas.DataFrame
+        Index: the fit's term labels; columns ``estimate``, ``se``, ``ci_low``, ``ci_high``
+        (Wald 95%), ``r_term`` (R's name).
+    group_sd, group_corr : pandas.DataFrame
+        SDs (``group``, ``term``, ``sd``) and correlations (``group``, ``term1``, ``term2``,
+        ``corr``) of the random effects, term names as the fit's.
+    nAGQ : int
+        Quadrature points (1: Laplace).
+    converged : bool
+        Optimiser converged with no warning.
+    messages : list of str
+    loglik, max_grad, cond_hessian, elapsed_s : float
+    """
+
+    cutpoints: pd.DataFrame
+    fixed: pd.DataFrame
+    group_sd: pd.DataFrame
+    group_corr: pd.DataFrame
+    nAGQ: int
+    converged: bool
+    messages: list[str]
+    loglik: float
+    max_grad: float
+    cond_hessian: float
+    elapsed_s: float
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return "Laplace" if self.nAGQ <= 1 else f"adaptive Gauss-Hermite quadrature ({self.nAGQ} points)"
+
+    def sd(self, group: str, term: str = "Intercept") -> float:
+        row = self.group_sd[(self.group_sd["group"] == group) & (self.group_sd["term"] == term)]
+        if row.empty:
+            raise KeyError(f"no SD for ({term} | {group}) in the clmm result")
+        return float(row["sd"].iloc[0])
+
+
+def clmm_for(fit: Any, *, nAGQ: int | None = None, timeout: float = 1800) -> ClmmResult | Lme4Unavailable:
+    """``ordinal::clmm`` of a cumulative (ordinal) fit's model on the fit's own rows.
+
+    The same R bridge as `glmer_for` (CSV and JSON through ``analysis/r/clmm.R``, which
+    reads them with ``shared.R``). clmm's model is ``logit P(Y <= k) = theta_k - eta``, the
+    fit's own sign convention (cutpoints minus the linear predictor, no intercept), so its
+    thresholds and coefficients compare directly with the posterior's ``cutpoints`` and ``b``.
+    Quadrature: adaptive Gauss-Hermite with `CLMM_NAGQ` points for one grouping factor
+    with a scalar random intercept (the only case clmm allows), Laplace otherwise.
+
+    Parameters
+    ----------
+    fit : models.Fit
+        A fit with ``md.family == "cumulative"``.
+    nAGQ : int, optional
+        Override the policy.
+    timeout : float
+        Seconds before R is stopped.
+
+    Returns
+    -------
+    ClmmResult or Lme4Unavailable
+        The latter (a note for renderers) when R or the ordinal package is missing, clmm
+        failed, or the model has no group effects.
+    """
+    md = fit.md
+    if md.family != "cumulative":
+        raise ValueError(
+            f"clmm_for needs a cumulative (ordinal) fit, got family {md.family!r}; use glmer_for"
+        )
+    if not md.blocks:
+        return Lme4Unavailable("clmm comparison skipped: the model has no group effects")
+    ok, msg = r_available()
+    if not ok:
+        return Lme4Unavailable(f"R not available: {msg}")
+    if nAGQ is None:
+        scalar = len(md.blocks) == 1 and md.blocks[0].terms == ["Intercept"]
+        nAGQ = CLMM_NAGQ if scalar else 1
+    frame = md.frame.copy()
+    response = md.response
+    levels = list(md.response_levels)
+    frame[response] = pd.Categorical([levels[k] for k in md.y], categories=levels)
+    data, types = _prepare_data(frame)
+    spec = {"formula": md.glmer_formula, "response": response, "nAGQ": int(nAGQ)}
+    try:
+        with tempfile.TemporaryDirectory(prefix="sameplace-clmm-") as tmp:
+            workdir = Path(tmp)
+            data.to_csv(workdir / "data.csv", index=False, na_rep="")
+            (workdir / "coltypes.json").write_text(json.dumps(types))
+            (workdir / "spec.json").write_text(json.dumps(spec))
+            proc = _run_r([str(CLMM_SCRIPT), str(workdir)], timeout, f"clmm({md.glmer_formula})")
+            path = workdir / "result.json"
+            if not path.exists():
+                err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
+                if "ordinal" in err and "package" in err:
+                    return Lme4Unavailable(f"R package 'ordinal' not available: {err}")
+                return Lme4Unavailable(f"clmm failed: {err}")
+            raw = json.loads(path.read_text())
+    except (RNotAvailableError, GlmerError) as exc:
+        return Lme4Unavailable(f"clmm not available: {exc}")
+    if "error" in raw:
+        return Lme4Unavailable(f"clmm failed in R: {raw['error']}")
+    names = glmer_term_names(md)
+    fixed = pd.DataFrame(raw["fixed"]) if raw["fixed"] else pd.DataFrame(columns=["r_term", "estimate", "se"])
+    fixed["term"] = [names.get(t, t) for t in fixed["r_term"]]
+    fixed["ci_low"] = fixed["estimate"] - 1.959963984540054 * fixed["se"]
+    fixed["ci_high"] = fixed["estimate"] + 1.959963984540054 * fixed["se"]
+    cut = pd.DataFrame(raw["cutpoints"]).rename(columns={"r_term": "cutpoint"}).set_index("cutpoint")
+    sds = pd.DataFrame(raw["group_sd"])
+    sds["term"] = [names.get(t, "Intercept" if t == "(Intercept)" else t) for t in sds["term"]]
+    corr = (
+        pd.DataFrame(raw["group_corr"])
+        if raw["group_corr"]
+        else pd.DataFrame(columns=["group", "term1", "term2", "corr"])
+    )
+    for c in ("term1", "term2"):
+        corr[c] = [names.get(t, "Intercept" if t == "(Intercept)" else t) for t in corr[c]]
+    return ClmmResult(
+        cutpoints=cut[["estimate", "se"]],
+        fixed=fixed.set_index("term")[["estimate", "se", "ci_low", "ci_high", "r_term"]],
+        group_sd=sds,
+        group_corr=corr,
+        nAGQ=int(raw["nAGQ"]),
+        converged=bool(raw["converged"]),
+        messages=list(raw.get("messages") or []),
+        loglik=float(raw["loglik"]),
+        max_grad=float(raw["max_grad"]),
+        cond_hessian=_float(raw.get("cond_hessian")),
+        elapsed_s=float(raw["elapsed_s"]),
+        versions={"r": str(raw.get("r_version")), "ordinal": str(raw.get("ordinal_version"))},
+    )
