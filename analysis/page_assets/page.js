@@ -306,12 +306,25 @@ class Page {
     }
     const defs = svgEl("defs");
     for (const [id, col] of [["pos", POS], ["neg", NEG], ["null", NUL]]) {
-      const mk = svgEl("marker", { id: `head-${id}`, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse" });
+      const mk = svgEl("marker", { id: `head-${id}`, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "12", markerHeight: "12", markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
       mk.append(svgEl("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: col }));
       defs.append(mk);
     }
     svg.prepend(defs);
     this.arrowEls = [];
+    const placed = [];
+    const labelAt = (x0, y0, x1, y1, text) => {
+      // first point along the line where the label overlaps no label placed before
+      const w = 6.2 * text.length, h = 14;
+      for (const t of [0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.15, 0.85]) {
+        const x = x0 + t * (x1 - x0), y = y0 + t * (y1 - y0);
+        if (!placed.some((b) => Math.abs(b[0] - x) < (b[2] + w) / 2 && Math.abs(b[1] - y) < (b[3] + h) / 2)) {
+          placed.push([x, y, w, h]);
+          return [x, y];
+        }
+      }
+      return [x0 + 0.5 * (x1 - x0), y0 + 0.5 * (y1 - y0)];
+    };
     const bySource = {};
     arrows.forEach((a, i) => {
       if (!(a.source in pos) || !(a.target in pos)) return;
@@ -320,7 +333,7 @@ class Page {
     });
     for (const group of Object.values(bySource)) {
       group.sort((u, v) => pos[u[0].target][1] - pos[v[0].target][1]);
-      group.forEach(([a, i, direct], kk) => {
+      group.forEach(([a, i, direct]) => {
         const [x0, y0] = pos[a.source], [x1, y1] = pos[a.target];
         const cls = a.converged ? signClass(a.or_low, a.or_high, 1) : "null";
         const col = { pos: POS, neg: NEG, null: NUL }[cls];
@@ -340,9 +353,8 @@ class Page {
           class: "line", d: dpath, stroke: col, "stroke-width": width, "marker-end": `url(#head-${cls})`,
           "stroke-dasharray": a.converged ? (direct ? "6 4" : "") : "2 4", opacity: "0.85",
         }));
-        const t = 0.3 + 0.2 * (kk % 3);
-        const lx = direct ? sx + t * (ex - sx) : sx + t * (ex - sx), ly = direct ? y0 + t * (y1 - y0) : y0 + t * (y1 - y0);
-        const lab = svgEl("text", { x: lx, y: ly, "text-anchor": "middle", fill: a.converged ? col : "#444" });
+        const [lx, ly] = direct ? [sx + 0.5 * (ex - sx), y0 + 0.5 * (y1 - y0)] : labelAt(sx, y0, ex, y1, text);
+        const lab = svgEl("text", { x: lx, y: ly + 4, "text-anchor": "middle", fill: a.converged ? col : "#444" });
         lab.textContent = text;
         g.append(lab);
         g.addEventListener("click", () => this.showArrow(a, g));
