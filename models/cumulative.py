@@ -66,6 +66,7 @@ def hierarchical_cumulative(
     *,
     centered: Centring = False,
     fast_likelihood: bool = False,
+    initval: bool = True,
 ) -> pm.Model:
     """Build the PyMC cumulative-logit model for an ordinal `ModelData` and resolved priors.
 
@@ -80,6 +81,11 @@ def hierarchical_cumulative(
     fast_likelihood : bool
         For sampling only: the likelihood as ``pm.Potential("y_loglik", ...)`` by
         `models.ops.cumulative_loglik` instead of the observed ``y``.
+    initval : bool
+        Start the sampler's cutpoints at increasing values (the prior's centre, all cutpoints
+        0, is not a valid ordered vector). False for models only evaluated at posterior draws
+        (pointwise log-likelihood, posterior predictive), which PyMC refuses to transform
+        with a non-default initial value.
 
     Returns
     -------
@@ -105,7 +111,7 @@ def hierarchical_cumulative(
             "cutpoints_c",
             dims="cutpoint",
             transform=ordered,
-            initval=np.linspace(-1.5, 1.5, n_cut),
+            **({"initval": np.linspace(-1.5, 1.5, n_cut)} if initval else {}),
         )
         if has_slopes:
             x_bar = pm.Data("x_mean", x_mean, dims="coef")
@@ -146,11 +152,15 @@ def build_model(
     *,
     centered: Centring = False,
     fast_likelihood: bool = False,
+    initval: bool = True,
 ) -> pm.Model:
     """The PyMC model of the model data's family: `hierarchical_cumulative` for an ordinal
-    response, `models.logistic.hierarchical_logistic` otherwise (same arguments)."""
-    make = hierarchical_cumulative if md.family == "cumulative" else hierarchical_logistic
-    return make(md, priors, centered=centered, fast_likelihood=fast_likelihood)
+    response (``initval`` as there), `models.logistic.hierarchical_logistic` otherwise."""
+    if md.family == "cumulative":
+        return hierarchical_cumulative(
+            md, priors, centered=centered, fast_likelihood=fast_likelihood, initval=initval
+        )
+    return hierarchical_logistic(md, priors, centered=centered, fast_likelihood=fast_likelihood)
 
 
 def category_probabilities(eta: np.ndarray, cutpoints: np.ndarray) -> np.ndarray:

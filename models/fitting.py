@@ -193,7 +193,9 @@ class Fit:
     # ----------------------------------------------------------------- predictions
     def posterior_predictive(self, seed: int | None = None) -> xr.DataTree:
         """Posterior predictive draws of the observed outcome for the data used."""
-        model = build_model(self.md, self.priors, centered=self.settings.get("centered", False))
+        model = build_model(
+            self.md, self.priors, centered=self.settings.get("centered", False), initval=False
+        )
         return pm.sample_posterior_predictive(self.idata, model=model, random_seed=seed, progressbar=False)
 
     def log_likelihood(self) -> xr.Dataset:
@@ -202,7 +204,9 @@ class Fit:
         Computed from the observed-variable model, whatever sampler produced the draws;
         returns a Dataset with variable ``y`` over (chain, draw, obs_id).
         """
-        model = build_model(self.md, self.priors, centered=self.settings.get("centered", False))
+        model = build_model(
+            self.md, self.priors, centered=self.settings.get("centered", False), initval=False
+        )
         return pm.compute_log_likelihood(
             self.idata, model=model, extend_inferencedata=False, progressbar=False
         )
@@ -786,5 +790,10 @@ def sample_prior_predictive(
 ) -> xr.DataTree:
     """Draws from the prior and the prior predictive distribution for the data's design."""
     md = build_model_data(formula, data)
+    if md.family == "cumulative":  # forward draws ignore the ordered transform: unsorted cutpoints
+        raise ValueError(
+            "prior predictive draws of a cumulative (ordinal) model are not available: PyMC's forward "
+            "sampling does not order the cutpoints"
+        )
     model = build_model(md, resolve_priors(md, priors))
     return pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)

@@ -72,7 +72,9 @@ def predict_proba(
     Returns
     -------
     xarray.DataArray
-        Dims ``("sample", "row")``; ``attrs["la_mode"]`` names the mode. For ``these_las``
+        Dims ``("sample", "row")``, P(y = 1); for a cumulative (ordinal) fit
+        ``("sample", "row", "category")``, P(y = k) of every category (they sum to 1).
+        ``attrs["la_mode"]`` names the mode. For ``these_las``
         the rows are ``new_data`` repeated for each named LA (LA by LA), with the LA of
         each row in the coordinate ``la``.
     """
@@ -120,15 +122,32 @@ def predict_proba(
             chol = _block_cholesky(block, post, keep)
             cov = chol @ np.swapaxes(chol, 1, 2)
             var += np.einsum("nk,skl,nl->sn", Z, cov, Z)
-    if mode.kind == "marginal":
+    dims: tuple[str, ...] = ("sample", "row")
+    coords: dict = {"row": np.asarray(new_data.index)}
+    if md.family == "cumulative":  # P(Y = k): differences of P(Y <= k) = F(tau_k - eta)
+        tau = _stacked(post, "cutpoints")[keep][:, None, :]  # (S, 1, K-1)
+        if mode.kind == "marginal":
+            cum = np.stack(
+                [
+                    marginal_logistic(tau[:, :, k] - eta, var, points=quadrature_points)
+                    for k in range(tau.shape[2])
+                ],
+                axis=-1,
+            )
+        else:
+            with np.errstate(over="ignore"):
+                cum = 1.0 / (1.0 + np.exp(eta[..., None] - tau))
+        ends = np.zeros((*cum.shape[:-1], 1))
+        probs = np.diff(np.concatenate([ends, cum, ends + 1.0], axis=-1), axis=-1)
+        dims, coords["category"] = (*dims, "category"), list(md.response_levels)
+    elif mode.kind == "marginal":
         probs = marginal_logistic(eta, var, points=quadrature_points)
     else:
         with np.errstate(over="ignore"):
             probs = 1.0 / (1.0 + np.exp(-eta))
-    coords: dict = {"row": np.asarray(new_data.index)}
     if la_coord is not None:
         coords["la"] = ("row", la_coord)
-    out = xr.DataArray(probs, dims=("sample", "row"), coords=coords)
+    out = xr.DataArray(probs, dims=dims, coords=coords)
     out.attrs["la_mode"] = mode.kind
     out.attrs["la_mode_description"] = mode.describe()
     return out

@@ -68,6 +68,14 @@ from analysis.summaries.intervals import (
     summarise_draws,
     warn_if_not_converged,
 )
+from analysis.summaries.ordinal import (
+    category_probabilities,
+    category_scores,
+    cumulative_odds_ratios,
+    cutpoint_summary,
+    ordinal_calibration,
+    ordinal_variance_partition,
+)
 from analysis.summaries.predictions import (
     average_marginal_effect,
     conditional_effects,
@@ -87,6 +95,12 @@ from analysis.summaries.statements import (
 )
 
 __all__ = [
+    "category_probabilities",
+    "category_scores",
+    "cumulative_odds_ratios",
+    "cutpoint_summary",
+    "ordinal_calibration",
+    "ordinal_variance_partition",
     "loo_comparisons",
     "same_rows_sets",
     "DEFAULT_PROB",

@@ -1070,6 +1070,8 @@ def design_for_new_data(md: ModelData, new: pd.DataFrame) -> tuple[np.ndarray, l
                     f"not seen in the fit (known: {atom.state['levels']})"
                 )
         values[label] = v
-    X, _ = _design(md.terms, md.atoms, values, md.terms.fixed, len(new))
+    X, cols = _design(md.terms, md.atoms, values, md.terms.fixed, len(new))
+    if md.family == "cumulative":  # no intercept column: the cutpoints take its place
+        X = X[:, [j for j, c in enumerate(cols) if c.label != "Intercept"]]
     Zs = [_design(md.terms, md.atoms, values, md.terms.bars[b.bar].expr, len(new))[0] for b in md.blocks]
     return X, Zs
