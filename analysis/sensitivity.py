@@ -72,12 +72,11 @@ def prior_variables(fit: Fit) -> list[str]:
 
 
 def _default_model(fit: Fit):  # noqa: ANN202 - pymc.Model, imported lazily
-    """The observed-variable model of the fit's family, priors and centring (not the sampling form)."""
-    if fit.md.family == "cumulative":
-        from models import hierarchical_cumulative as make
-    else:
-        from models import hierarchical_logistic as make
-    return make(fit.md, fit.priors, centered=fit.settings.get("centered", False))
+    """The observed-variable model of the fit's family, priors and centring (not the sampling
+    form), built as `models.Fit.log_likelihood` builds it (no sampler initial values)."""
+    from models.cumulative import build_model
+
+    return build_model(fit.md, fit.priors, centered=fit.settings.get("centered", False), initval=False)
 
 
 def with_log_densities(fit: Fit) -> xr.DataTree:
