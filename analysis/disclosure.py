@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-__all__ = ["DEFAULT_K", "DisclosurePolicy", "suppress_small_groups", "suppression_note"]
+__all__ = [
+    "DEFAULT_K",
+    "DisclosurePolicy",
+    "interval_only_below_k",
+    "suppress_small_groups",
+    "suppression_note",
+]
 
 DEFAULT_K = 10
 
@@ -60,6 +66,60 @@ def suppress_small_groups(table: pd.DataFrame, n_col: str = "n", k: int = DEFAUL
     out.attrs["suppressed"] = n_removed
     out.attrs["suppression_k"] = int(k)
     out.attrs["suppression_note"] = suppression_note(n_removed, int(k))
+    return out
+
+
+def interval_only_below_k(
+    table: pd.DataFrame,
+    point_columns: list[str] | tuple[str, ...],
+    *,
+    k: int = DEFAULT_K,
+    n_col: str = "n",
+    exempt: pd.Series | None = None,
+) -> pd.DataFrame:
+    """The rule for model-based estimates (MrP) of small groups: a row with fewer than ``k``
+    respondents keeps only its interval.
+
+    Its point columns (estimate, direct estimate, probabilities) and its respondent count
+    are blanked, so a model-based estimate of a small LA is never published next to its
+    direct estimate or its exact count; ``published`` says what each row shows.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows with a respondent count.
+    point_columns : sequence of str
+        Columns blanked below ``k`` (those absent are ignored).
+    k : int
+        Minimum respondents for the full row.
+    n_col : str
+        The count column (blanked below ``k`` too).
+    exempt : pandas.Series of bool, optional
+        Rows never blanked (e.g. the whole of GB).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with the rule applied and a ``published`` column.
+    """
+    if n_col not in table:
+        raise KeyError(
+            f"table has no {n_col!r} column: cannot apply the k rule (columns: {list(table.columns)})"
+        )
+    out = table.copy()
+    small = out[n_col].astype(float) < k
+    if exempt is not None:
+        small &= ~exempt.to_numpy(dtype=bool)
+    for c in point_columns:
+        if c in out:
+            out[c] = out[c].astype(float)
+            out.loc[small, c] = float("nan")
+    out[n_col] = out[n_col].astype(float)
+    out.loc[small, n_col] = float("nan")
+    out["published"] = [
+        f"interval only (fewer than {k} respondents)" if s else "estimate, interval, direct estimate, n"
+        for s in small
+    ]
     return out
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.disclosure import DEFAULT_K
+from analysis.disclosure import DEFAULT_K, interval_only_below_k
 from analysis.summaries.draws import nearly_constant_within
 from analysis.summaries.intervals import (
     DEFAULT_PROB,
@@ -557,17 +557,8 @@ def _disclose(table: pd.DataFrame, synthetic: bool, k: int) -> pd.DataFrame:
     if synthetic:
         out["published"] = "all (synthetic data)"
         return out
-    small = out["n"].astype(float) < k
-    small &= out["lad"] != "GB"
-    for c in ("mrp_mean", "mrp_median", "mrp_sd", "direct", "p_above_gb"):
-        if c in out:
-            out.loc[small, c] = np.nan
-    out["n"] = out["n"].astype(float)
-    out.loc[small, "n"] = np.nan
-    out["published"] = np.where(
-        small, f"interval only (fewer than {k} respondents)", "estimate, interval, direct estimate, n"
-    )
-    return out
+    points = ("mrp_mean", "mrp_median", "mrp_sd", "direct", "p_above_gb")
+    return interval_only_below_k(out, points, k=k, exempt=out["lad"] == "GB")
 
 
 def true_population_shares(

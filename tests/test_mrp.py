@@ -305,3 +305,23 @@ def test_mrp_coverage_over_replicates():
     )
     assert 0.90 <= coverage <= 0.99
     assert max(ratios) < 0.8
+
+
+def test_interval_only_rule_blanks_points_and_counts_below_k():
+    from analysis.disclosure import interval_only_below_k
+
+    t = pd.DataFrame(
+        {
+            "lad": ["GB", "A", "B"],
+            "n": [3, 9, 10],
+            "est": [0.5, 0.4, 0.3],
+            "lo": [0.1, 0.2, 0.2],
+            "hi": [0.9, 0.6, 0.4],
+        }
+    )
+    out = interval_only_below_k(t, ["est", "missing_column"], k=10, exempt=t.lad == "GB")
+    assert out.est.isna().tolist() == [False, True, False] and out.n.isna().tolist() == [False, True, False]
+    assert out.lo.notna().all() and out.hi.notna().all()
+    assert out.published[1] == "interval only (fewer than 10 respondents)"
+    with pytest.raises(KeyError, match="no 'count' column"):
+        interval_only_below_k(t, ["est"], n_col="count")
