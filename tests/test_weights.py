@@ -253,3 +253,37 @@ def test_householders_age_follows_the_la_population():
     sample = tb.groupby("lad")["old"].sum() / tb.groupby("lad")["weight_main"].sum()
     common = sample.index.intersection(ons.index)
     assert np.corrcoef(sample[common], ons[common])[0, 1] > 0.35
+
+
+def test_weighted_fit_counts_dropped_rows_saves_and_says_it_is_weighted(df, tmp_path):
+    from models import fit
+    from models.fitting import load_fit
+
+    data = df.assign(w=df["w"].where(df.index % 50 != 0, 0.0))  # 6 people outside the population
+    data.loc[3, "w"] = np.nan
+    f = fit(
+        "y ~ x + (1 | lad)",
+        data,
+        weights="w",
+        weight_scaling="effective",
+        chains=2,
+        draws=200,
+        tune=300,
+        seed=1,
+        escalate=False,
+        progressbar=False,
+    )
+    assert f.md.drops["zero weight w (outside the weight's population)"] == 6
+    assert f.md.drops["missing weight w"] == 1 and f.md.n_obs == len(df) - 7
+    np.testing.assert_array_equal(f.md.rows, np.flatnonzero(data["w"].fillna(0).to_numpy() > 0))
+    expected = scale_weights(data["w"].to_numpy()[f.md.rows], f.md.blocks[0].idx, "effective")
+    np.testing.assert_allclose(f.md.weights, expected)
+    text = str(f)
+    assert "weights: w (scaled within groups to their effective sample size)" in text
+    assert "PSEUDO-POSTERIOR" in text
+    g = load_fit(f.save(tmp_path / "w.nc"))
+    assert g.attrs["weights"] == "w" and g.attrs["weight_scaling"] == "effective"
+    np.testing.assert_allclose(g.md.weights, f.md.weights)
+    assert "PSEUDO-POSTERIOR" in str(g)
+    with pytest.raises(FormulaError, match="no column 'nope'"):
+        fit("y ~ x", data, weights="nope", progressbar=False)
