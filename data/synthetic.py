@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 DEFAULT_SEED = 20240601
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: sampling design and weights, ONS population mix, GDHI
 N_MIN, N_MAX = 1_000, 500_000
 CANDIDATE_RESPONSE = 0.4  # adults drawn per respondent needed: n / 0.4 (response is about 0.6)
 
