@@ -240,3 +240,63 @@ def test_generator_options_off_by_default_and_recorded_when_on():
     graph = gb_lad_graph().restrict(sorted(eff.index))  # the generator's LAs
     assert morans_i(eff.loc[list(graph.nodes)].to_numpy(), graph)["p_value"] < 0.01
     assert morans_i(old.loc[list(graph.nodes)].to_numpy(), graph)["p_value"] > 0.01
+
+
+# --------------------------------------------------------------------------- brms agreement
+
+
+@pytest.mark.slow
+@pytest.mark.needs_r
+def test_bym2_agrees_with_brms(tmp_path):
+    """Same data, graph and priors in brms car(type = "bym2") (Stan) and here: posterior means
+    of rho and sd agree within tolerances several times their Monte Carlo errors (posterior
+    SDs about 0.17 and 0.06; with bulk ESS >= 400 the MC error of a mean is below 0.01 and
+    0.004), so a disagreement means a different model, not sampling noise."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from installed import require_installed
+
+    from models import fit
+
+    rscript = shutil.which("Rscript")
+    require_installed(rscript is not None, "Rscript not found")
+    ok = subprocess.run([rscript, "-e", "library(brms)"], capture_output=True).returncode == 0
+    require_installed(ok, "R package brms not installed")
+    df, truth = simulated_region(4000, seed=11)
+    graph = truth["graph"]
+    df.to_csv(tmp_path / "data.csv", index=False)
+    names = np.array(graph.nodes)
+    pd.DataFrame({"lad19cd_a": names[graph.edges[:, 0]], "lad19cd_b": names[graph.edges[:, 1]]}).to_csv(
+        tmp_path / "edges.csv", index=False
+    )
+    script = Path(__file__).resolve().parents[1] / "analysis" / "r" / "bym2_brms.R"
+    run = subprocess.run(
+        [
+            rscript,
+            str(script),
+            str(tmp_path / "data.csv"),
+            str(tmp_path / "edges.csv"),
+            str(tmp_path / "out.json"),
+            "4",
+            "2000",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    brms = json.loads((tmp_path / "out.json").read_text())
+    assert brms["rhat_compared"] < 1.01  # rho, sd and b[x]; every parameter's: rhat_max
+    ours = fit('y ~ x + car(lad, type = "bym2", graph = "observed")', df, seed=3, chains=4, progressbar=False)
+    assert ours.converged, ours.headline
+    post = ours.posterior()
+    rho = float(post["rho_lad"].mean())
+    sd = float(post["sd_lad"].mean())
+    bx = float(post["b"].sel(coef="x").mean())
+    assert abs(rho - brms["rho"]["mean"]) < 0.06, (rho, brms["rho"])
+    assert abs(sd - brms["sd"]["mean"]) < 0.02, (sd, brms["sd"])
+    assert abs(bx - brms["b_x"]["mean"]) < 0.01, (bx, brms["b_x"])
