@@ -281,7 +281,7 @@ def test_bym2_agrees_with_brms(tmp_path):
             str(tmp_path / "edges.csv"),
             str(tmp_path / "out.json"),
             "4",
-            "2000",
+            "4000",
             "1",
         ],
         capture_output=True,
