@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-manifest", help="repeat the run recorded in a manifest.json (other options ignored)"
     )
     m.add_argument("--no-lme4", action="store_true", help="skip the glmer comparison")
+    m.add_argument(
+        "--no-ordinal",
+        action="store_true",
+        help="skip the ordinal twin of life satisfaction and its threshold sensitivity",
+    )
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
     m.add_argument("--page", action="store_true", help="also write the interactive what-if page (page.html)")
@@ -241,6 +246,7 @@ def _cmd_main(a: argparse.Namespace) -> int:
         catalogue=a.catalogue,
         reuse=not a.no_reuse,
         loo=a.loo,
+        ordinal=not a.no_ordinal,
     )
     if a.quick:
         settings.n = min(a.n, 4000)

@@ -40,6 +40,8 @@ class RunSettings:
     """Settings of one main-job run (all recorded in the manifest).
 
     ``chains``, ``draws``, ``tune`` left as None take each catalogue entry's own settings.
+    ``ordinal``: also fit the ordinal twin of the headline outcome on its whole scale and the
+    binary model at every cut-off (`analysis.ordinal_findings.ordinal_step`).
     """
 
     release: str | None = None
@@ -57,6 +59,7 @@ class RunSettings:
     catalogue: str | None = None
     reuse: bool = True
     loo: bool = False
+    ordinal: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def sampler_overrides(self) -> dict[str, int]:
@@ -148,7 +151,8 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
 
     print("[3/4] findings, figures and report", flush=True)
     findings = findings_table(results, cat, truth, table)
-    paths = _report(results, findings, cat, out, audit, truth, synthetic, settings, table)
+    ordinal = _ordinal(results, table, out, settings) if settings.ordinal else None
+    paths = _report(results, findings, cat, out, audit, truth, synthetic, settings, table, ordinal)
     manifest = {
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "rerun": f"sameplace main --from-manifest {shlex.quote(str(out / 'manifest.json'))}",
@@ -178,6 +182,15 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
             }
             for n, r in results.items()
         },
+        "ordinal": None
+        if ordinal is None
+        else {
+            "model": ordinal.model,
+            "score": ordinal.score,
+            "cutoffs": ordinal.cutoffs,
+            "verdict": ordinal.ordinal_verdict,
+            "settings": ordinal.ordinal_settings,
+        },
         "outputs": [str(p) for p in paths],
         "wall_seconds": round(time.time() - t_start, 1),
     }
@@ -186,7 +199,39 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
     return out
 
 
-def _report(results, findings, cat, out, audit, truth, synthetic, settings, table) -> list[Path]:
+def _ordinal(results, table, out, settings):  # noqa: ANN001, ANN202
+    """The ordinal twin and threshold sensitivity of the run's headline ordinal outcomes
+    (`analysis.ordinal_findings.ordinal_step`), with the run's sampler settings and seeds."""
+    from analysis.ordinal_findings import ORDINAL_TWINS, ordinal_step
+
+    for name, score in ORDINAL_TWINS.items():
+        if name not in results or score not in table:
+            continue
+        r = results[name]
+        sampler = {**r.entry.sampler, **settings.sampler_overrides()}
+        seed = r.entry.seed(settings.fit_seed)
+        try:
+            return ordinal_step(
+                r.entry,
+                r.fit,
+                table,
+                out,
+                score=score,
+                seed=seed,
+                progressbar=False,
+                **sampler,
+                log=lambda m: print(m, flush=True),
+            )
+        except Exception as exc:  # the ordinal step must not lose the rest of the run
+            print(f"      ordinal step failed: {type(exc).__name__}: {exc}", flush=True)
+            return None
+    print("      ordinal step skipped: no entry with an ordinal score in this run", flush=True)
+    return None
+
+
+def _report(
+    results, findings, cat, out, audit, truth, synthetic, settings, table, ordinal=None
+) -> list[Path]:
     from analysis.levels import levels_figure
     from analysis.report import write_report
 
@@ -217,8 +262,10 @@ def _report(results, findings, cat, out, audit, truth, synthetic, settings, tabl
         titles={n: r.entry.title for n, r in results.items()},
         details=True,
         maps=maps,
+        ordinal=ordinal,
     )
-    return [Path(html), Path(md), out / "findings.csv"]
+    extra = [ordinal.story_csv, ordinal.table_csv, ordinal.figure] if ordinal is not None else []
+    return [Path(html), Path(md), out / "findings.csv", *extra]
 
 
 def _maps(fits, table, out, synthetic, settings, la_names):  # noqa: ANN001, ANN202

@@ -668,6 +668,7 @@ def write_report(
     details: bool = False,
     grid: Any = None,
     maps: Any = None,
+    ordinal: Any = None,
 ) -> tuple[Path, Path]:
     """Write the HTML and Markdown report of one or more fits.
 
@@ -722,6 +723,9 @@ def write_report(
         Default False: everything on one page.
     grid : analysis.grid_summary.GridSection, optional
         A grid run's forest plots and sensitivity flags, rendered after the figures.
+    ordinal : analysis.ordinal_findings.OrdinalSection, optional
+        The ordinal twin of one outcome: finding by finding, the binary against the ordinal
+        odds ratio, and the threshold-sensitivity figure (rendered after the maps).
 
     Returns
     -------
@@ -801,6 +805,8 @@ def write_report(
         doc.figure(Path(path), caption)
     if maps is not None:
         _maps_section(doc, maps, out_dir)
+    if ordinal is not None:
+        _ordinal_section(doc, ordinal, out_dir, synthetic)
     if grid is not None:
         _grid_section(doc, grid)
     doc.h(2, "Disclosure control")
@@ -851,6 +857,58 @@ def _maps_section(doc: _Doc, maps: Any, out_dir: Path) -> None:
     doc.link(f"MrP estimates of every LA, with subgroups (CSV, published values only): {rel}", rel)
     for path, caption in maps.maps.figures:
         doc.figure(Path(path), caption)
+
+
+def _ordinal_section(doc: _Doc, ordinal: Any, out_dir: Path, synthetic: bool) -> None:
+    """Render a precomputed `analysis.ordinal_findings.OrdinalSection`."""
+    doc.h(2, "Ordinal outcome and threshold sensitivity")
+    doc.p(
+        f"The study cut {ordinal.scale} at >= {ordinal.study_cut:g} ({ordinal.model}). The ordinal "
+        f"twin is a cumulative-logit (proportional-odds) model of the whole scale with the same "
+        "predictors and LA effects: its cumulative odds ratio multiplies the odds of answering above "
+        "any cut-off, so where proportional odds hold it estimates the same number as the binary "
+        "odds ratio. Same story: the same direction, the 95% equal-tailed interval (ETI) excluding 1 "
+        "in both models or in neither (for a probability statement: the same verdict). "
+        + (
+            "These are synthetic data: the scales were drawn from a known cumulative-logit model, so "
+            "agreement here checks the method, not the study."
+            if synthetic
+            else ""
+        )
+        + f" Ordinal twin: {ordinal.ordinal_verdict}.",
+        "note",
+    )
+    if not bool(ordinal.story["converged"].all()):
+        doc.p("NOT CONVERGED: a fit of this comparison failed the gate - do not interpret it.", "fail")
+    f = ordinal.story
+    prob = float(f.attrs.get("prob", summaries.DEFAULT_PROB))
+    cols = tuple(summaries.interval_columns("eti", prob, f"{m}_or_") for m in ("binary", "ordinal"))
+
+    def cell(row: pd.Series, which: str, columns: tuple[str, str]) -> str:
+        if row["term"]:
+            return _or_cell(row, f"{which}_or", *columns)
+        return f"P = {row[f'p_{which}']:.3f} ({row[f'{which}_direction']})"
+
+    table = pd.DataFrame(
+        {
+            "finding": f["finding"],
+            "claim": f["claim"],
+            "expected": f["expected"].where(f["term"] != "", ""),
+            f"binary OR [{prob:.0%} ETI]": f.apply(cell, axis=1, args=("binary", cols[0])),
+            f"ordinal OR [{prob:.0%} ETI]": f.apply(cell, axis=1, args=("ordinal", cols[1])),
+            "same story?": f["same_story"],
+        }
+    )
+    doc.table(table, f"Binary (>= {ordinal.study_cut:g}) against ordinal odds ratios, claim by claim.")
+    doc.figure(
+        Path(ordinal.figure),
+        f"{ordinal.scale}: the binary odds ratio at every cut-off (points, 95% ETI; red where its "
+        "direction differs from the ordinal one) against the ordinal odds ratio (band); dashed: the "
+        "study's cut-off.",
+    )
+    for path, what in ((ordinal.table_csv, "every term at every cut-off"), (ordinal.story_csv, "claims")):
+        rel = Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
+        doc.link(f"Threshold sensitivity, {what} (CSV): {rel}", rel)
 
 
 def _or_cell(row: pd.Series, mid: str, lo: str, hi: str) -> str:

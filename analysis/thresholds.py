@@ -17,7 +17,7 @@ cut-off, the ordinal OR as a band).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +70,7 @@ def threshold_sensitivity(
     min_share: float = 0.02,
     study_cut: float | None = None,
     prob: float = DEFAULT_PROB,
+    fitted: Mapping[float, Fit] | None = None,
     **fit_kwargs,
 ) -> ThresholdSensitivity:
     """Fit the binary model at every cut-off of an ordinal score and the ordinal model once.
@@ -93,6 +94,10 @@ def threshold_sensitivity(
         The study's cut-off (default: `SCALES`' for a known score).
     prob : float
         Interval probability.
+    fitted : mapping of float to models.Fit, optional
+        Binary fits already made at some cut-offs (e.g. a catalogue fit of the study's cut,
+        same right-hand side, outcome ``score >= c`` on the same rows): used as they are, not
+        refitted.
     **fit_kwargs
         Passed to every `models.fit` (seed, chains, draws, ...).
 
@@ -113,11 +118,21 @@ def threshold_sensitivity(
     frame["_ordinal_score"] = pd.Categorical(frame[score], categories=levels, ordered=True)
     ordinal = fit(f"_ordinal_score ~ {rhs}", frame, **fit_kwargs)
     binary: dict[float, Fit] = {}
+    done = {float(c): f for c, f in (fitted or {}).items()}
     for c in cutoffs:
+        if float(c) in done:
+            binary[float(c)] = done[float(c)]
+            continue
         frame["_above_cut"] = np.where(frame[score].isna(), np.nan, (frame[score] >= c).astype(float))
         binary[float(c)] = fit(f"_above_cut ~ {rhs}", frame, **fit_kwargs)
     table = threshold_table(ordinal, binary, score=score, terms=terms, prob=prob, study_cut=study_cut)
     return ThresholdSensitivity(score, table, ordinal, binary, study_cut)
+
+
+def or_direction(low: float, high: float) -> str:
+    """The direction an odds-ratio interval reads: ``"+"`` (above 1), ``"-"`` (below 1) or
+    ``"0"`` (across 1: no clear association)."""
+    return "+" if low > 1 else "-" if high < 1 else "0"
 
 
 def threshold_table(
@@ -147,7 +162,7 @@ def threshold_table(
     rows = []
 
     def direction(r) -> str:
-        return "+" if r[lo] > 1 else "-" if r[hi] < 1 else "0"
+        return or_direction(r[lo], r[hi])
 
     for t in wanted:
         r = ords.loc[t]

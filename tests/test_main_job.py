@@ -20,7 +20,8 @@ from models import load_fit
 
 CAT = load_catalogue()
 NAMES = ["life_satisfaction", "link_belonging", "walkability_community_safety"]
-SMALL = dict(n=1500, chains=2, draws=150, tune=150, compare_lme4=False)
+# the ordinal step is tested on its own (test_ordinal_step_...): the other runs skip it
+SMALL = dict(n=1500, chains=2, draws=150, tune=150, compare_lme4=False, ordinal=False)
 
 
 def _catalogue(names=NAMES) -> Catalogue:
@@ -171,6 +172,72 @@ def test_scenario_from_a_run(run):
         {n: load_fit(run / "fits" / f"{n}.nc") for n in NAMES}, table, ["area_volunteering=+0.05"], by=["all"]
     )
     assert set(both.model) == set(NAMES)  # every model here contains area_volunteering
+
+
+def test_ordinal_step_writes_table_figure_and_report_section(run, tmp_path):
+    """The ordinal twin of life satisfaction beside the binary fit, finding by finding, in the
+    report with the numbers of the CSV; the catalogue fit is reused as the study's cut-off."""
+    from analysis.ordinal_findings import BINARY_COLUMNS, ORDINAL_COLUMNS
+    from analysis.summaries import fixed_effects
+    from analysis.thresholds import or_direction
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    settings = RunSettings(out=str(copy), models=["life_satisfaction"], **{**SMALL, "ordinal": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_main(settings, catalogue=_catalogue(["life_satisfaction"]))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["models"]["life_satisfaction"]["reused"]
+    ordinal = manifest["ordinal"]
+    assert ordinal["score"] == "lifesat_score" and 6.0 in ordinal["cutoffs"]
+    # the run's sampler settings and the entry's seed (draws may grow by escalation, as for every fit)
+    binary_settings = manifest["models"]["life_satisfaction"]["settings"]
+    for key in ("chains", "tune", "seed"):
+        assert ordinal["settings"][key] == binary_settings[key], key
+    assert ordinal["settings"]["chains"] == 2 and ordinal["settings"]["draws"] >= 150
+    figure = copy / "figures" / "threshold_lifesat_score.png"
+    assert figure.stat().st_size > 20_000 and str(figure) in manifest["outputs"]
+
+    table = pd.read_csv(copy / "ordinal" / "threshold_lifesat_score.csv")
+    binary6 = table[(table.model == "binary") & (table.cutoff == 6)].set_index("term")
+    fe = fixed_effects(load_fit(copy / "fits" / "life_satisfaction.nc"), quiet=True).set_index("term")
+    terms = binary6.index
+    np.testing.assert_allclose(binary6["or_median"], fe.loc[terms, "or_median"])  # the catalogue fit
+    assert binary6["study_cut"].all() and set(table.cutoff.dropna()) == set(ordinal["cutoffs"])
+
+    story = pd.read_csv(copy / "ordinal" / "story_life_satisfaction.csv")
+    story["term"] = story["term"].fillna("")
+    assert len(story) == len(CAT["life_satisfaction"].claims) == 6
+    findings = pd.read_csv(copy / "findings.csv").set_index("term")
+    signs = story[story.term != ""]
+    assert list(signs.term) == ["area_volunteering", "area_unemployment", "area_turnout", "area_income"]
+    for r in signs.itertuples():
+        row = r._asdict()
+        # one producer: the binary OR is the findings table's, the ordinal OR the threshold table's
+        assert row["binary_or"] == pytest.approx(findings.loc[r.term, "posterior_or"])
+        o = table[(table.model == "ordinal") & (table.term == r.term)].iloc[0]
+        assert row["ordinal_or"] == pytest.approx(o["or_median"])
+        b_dir = or_direction(row[BINARY_COLUMNS[0]], row[BINARY_COLUMNS[1]])
+        o_dir = or_direction(row[ORDINAL_COLUMNS[0]], row[ORDINAL_COLUMNS[1]])
+        assert (b_dir, o_dir) == (r.binary_direction, r.ordinal_direction)
+        expected = "n/a: not converged" if not r.converged else ("yes" if b_dir == o_dir else "no")
+        assert r.same_story == expected
+
+    md = (copy / "report.md").read_text()
+    section = md.split("## Ordinal outcome and threshold sensitivity", 1)[1].split("\n## ", 1)[0]
+    assert "threshold_lifesat_score.png" in section and "synthetic data" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "finding" not in line]
+    assert len(rows) == len(story)
+    for line, r in zip(rows, story.to_dict("records"), strict=True):
+        cells = [c.strip() for c in line.strip("| ").split(" | ")]
+        if r["term"]:
+            for which, (lo, hi) in (("binary", BINARY_COLUMNS), ("ordinal", ORDINAL_COLUMNS)):
+                assert f"{r[f'{which}_or']:.2f} [{r[lo]:.2f}, {r[hi]:.2f}]" in cells
+        else:
+            assert f"P = {r['p_binary']:.3f} ({r['binary_direction']})" in cells
+        assert cells[-1] == r["same_story"]
+    assert "Ordinal outcome and threshold sensitivity" in (copy / "report.html").read_text()
 
 
 def test_levels_figure_needs_link_and_wellbeing_models(run, tmp_path):
