@@ -36,7 +36,7 @@ from analysis.summaries import (
 )
 from analysis.thresholds import SCALES, or_direction, threshold_figure, threshold_sensitivity
 from models import Fit
-from models.formula import parse_formula
+from models.formula import build_model_data, parse_formula
 
 #: The main job's ordinal step: catalogue entry -> its raw ordinal score (`thresholds.SCALES`).
 ORDINAL_TWINS = {"life_satisfaction": "lifesat_score"}
@@ -182,10 +182,13 @@ def ordinal_story(entry: Entry, binary: Fit, ordinal: Fit, *, prob: float = DEFA
 def ordinal_twin_fits(
     entry: Entry, table: pd.DataFrame, score: str, study_cut: float, binary: Fit
 ) -> dict[float, Fit]:
-    """The entry's binary fit as the threshold analysis' fit at the study's cut-off, when its
-    outcome is exactly ``score >= study_cut`` on the same rows (else empty: it is refitted)."""
+    """The entry's binary fit as the threshold analysis' fit at the study's cut-off, when it was
+    fitted to this table (same data fingerprint) and its outcome is exactly ``score >= study_cut``
+    on the same rows (else empty: it is refitted)."""
     response = parse_formula(entry.formula).response.name
     if response not in table or score not in table:
+        return {}
+    if build_model_data(entry.formula, table).fingerprint() != binary.md.fingerprint():
         return {}
     y, s = table[response], table[score]
     same_rows = bool((y.isna() == s.isna()).all())
