@@ -17,8 +17,8 @@ which NUTS tolerates). Posterior names: those of the linear model plus ``thresho
 ``delta``.
 
 `fit_hinge` fits it with nutpie and the project's convergence gate; read the threshold's
-location with `analysis.threshold.threshold_summary` and draw it with
-`analysis.threshold.threshold_figure`.
+location with `analysis.tipping_points.threshold_summary` and draw it with
+`analysis.tipping_points.threshold_figure`.
 """
 
 from __future__ import annotations

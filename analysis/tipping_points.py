@@ -1,5 +1,5 @@
 """Where the slope of an area factor changes: summaries and the figure of a hinge fit
-(`models.threshold`).
+(`models.hinge`).
 
 How to read it: ``threshold`` is the factor's value (e.g. % unemployed) above which the
 slope changes by ``delta`` log-odds per unit; ``slope_below`` and ``slope_above`` are the
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.summaries.intervals import DEFAULT_PROB, interval_bounds, summarise_draws
-from models.threshold import HingeFit
+from models.hinge import HingeFit
 
 __all__ = ["threshold_figure", "threshold_summary"]
 

@@ -1,6 +1,6 @@
 """Tipping points: the hinge model of an area factor recovers a known threshold in LA
 unemployment on simulated data (real GB LA unemployment rates), and its figure is drawn
-(`models.threshold`, `analysis.threshold`)."""
+(`models.hinge`, `analysis.tipping_points`)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ def simulated_unemployment(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def hinge_fit():
-    from models.threshold import fit_hinge
+    from models.hinge import fit_hinge
 
     df = simulated_unemployment(8000, seed=3)
     return fit_hinge("y ~ x + unemployment + (1 | lad)", df, "unemployment", chains=2, draws=2000, tune=1000)
 
 
 def test_threshold_location_and_slopes_recovered(hinge_fit, tmp_path):
-    from analysis.threshold import threshold_figure, threshold_summary
+    from analysis.tipping_points import threshold_figure, threshold_summary
 
     assert hinge_fit.convergence.passed, hinge_fit.convergence.headline
     table = threshold_summary(hinge_fit)
@@ -57,8 +57,8 @@ def test_threshold_location_and_slopes_recovered(hinge_fit, tmp_path):
 
 def test_hinge_needs_an_area_factor_and_one_random_intercept():
     from models.formula import build_model_data
+    from models.hinge import hinge_model
     from models.priors import resolve_priors
-    from models.threshold import hinge_model
 
     df = simulated_unemployment(500, seed=1)
     md = build_model_data("y ~ x + unemployment + (1 | lad)", df)
