@@ -196,7 +196,13 @@ class Fit:
         model = build_model(
             self.md, self.priors, centered=self.settings.get("centered", False), initval=False
         )
-        return pm.sample_posterior_predictive(self.idata, model=model, random_seed=seed, progressbar=False)
+        # every parameter keeps its posterior draws: the prior locations are data only so a
+        # compiled model can be reused, not a reason to redraw ``b`` from its prior
+        posterior = self.idata["posterior"]
+        frozen = [v.name for v in model.free_RVs + model.deterministics if v.name in posterior]
+        return pm.sample_posterior_predictive(
+            self.idata, model=model, random_seed=seed, progressbar=False, freeze_vars=frozen
+        )
 
     def log_likelihood(self) -> xr.Dataset:
         """Pointwise log-likelihood (for PSIS-LOO), computed from the stored posterior.

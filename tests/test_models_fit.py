@@ -265,7 +265,11 @@ def test_unseen_level_can_be_refused(slope_fit):
 
 def test_posterior_predictive_matches_observed_rate(intercept_fit, intercept_data):
     df, _ = intercept_data
-    pp = intercept_fit.posterior_predictive(seed=1)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        pp = intercept_fit.posterior_predictive(seed=1)
+    # the parameters keep their posterior draws (none redrawn, no warning that they might be)
+    assert not [w for w in seen if "frozen" in str(w.message)]
     y = pp["posterior_predictive"]["y"].values
     assert y.shape[-1] == len(df)
     assert abs(y.mean() - df["y"].mean()) < 0.02
