@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
-    m.add_argument("--page", action="store_true", help="also write the interactive what-if page (page.html)")
+    m.add_argument(
+        "--no-page", action="store_true", help="skip the interactive what-if page (page.html) at the end"
+    )
 
     pg = sub.add_parser("page", help="the interactive what-if page of a finished run (one offline HTML file)")
     pg.add_argument("run", help="a finished main-job run folder (its fits and manifest.json)")
@@ -252,10 +254,13 @@ def _cmd_main(a: argparse.Namespace) -> int:
         settings.n = min(a.n, 4000)
         settings.chains, settings.draws, settings.tune = a.chains or 2, a.draws or 200, a.tune or 300
     out = run_main(settings)
-    if a.page:
+    if not a.no_page:
         from analysis.page import write_page
 
-        print(f"page written: {write_page(out)}")
+        try:
+            print(f"page written: {write_page(out)} (open it in a browser; it works offline)")
+        except PageError as e:  # the run itself is complete: say why there is no page
+            print(f"no page written: {e}")
     return 0
 
 
