@@ -40,6 +40,7 @@ __all__ = [
     "GlmerError",
     "GlmerResult",
     "RNotAvailableError",
+    "run_r_job",
     "estimates_from_csv",
     "fit_glmer",
     "glmer_data",
@@ -528,17 +529,8 @@ def fit_glmer(
         "weights": weights,
         "condvar": bool(condvar),
     }
-    with tempfile.TemporaryDirectory(prefix="sameplace-glmer-") as tmp:
-        workdir = Path(tmp)
-        frame.to_csv(workdir / "data.csv", index=False, na_rep="")
-        (workdir / "coltypes.json").write_text(json.dumps(types))
-        (workdir / "spec.json").write_text(json.dumps(spec))
-        proc = _run_r([str(r_script), str(workdir)], timeout, f"glmer({formula})")
-        result_path = workdir / "result.json"
-        if not result_path.exists():
-            err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
-            raise GlmerError(f"R failed while fitting glmer({formula}): {err}")
-        raw = json.loads(result_path.read_text())
+    what = f"glmer({formula})"
+    raw = run_r_job(r_script, frame, types, spec, timeout, what, f"while fitting {what}")
     if "error" in raw:
         raise GlmerError(f"glmer({formula}) failed in R: {raw['error']}")
     return _result_from_r(raw, formula, optimizers, _factor_levels(types), term_names)
@@ -679,20 +671,63 @@ def _design_from_r(raw: dict[str, Any]) -> RDesign:
     return RDesign(formula=str(raw["formula"]), rows=rows, X=X, blocks=blocks)
 
 
-def _run_design(spec: dict[str, Any], data: pd.DataFrame, timeout: float, what: str) -> Any:
-    """Send ``data`` and ``spec`` to ``design.R``; return the parsed result.json."""
-    frame, types = _prepare_data(data, logical=True)
-    with tempfile.TemporaryDirectory(prefix="sameplace-design-") as tmp:
+def run_r_job(
+    script: Path,
+    frame: pd.DataFrame,
+    types: dict,
+    spec: dict[str, Any],
+    timeout: float,
+    what: str,
+    doing: str,
+    *,
+    strict: bool = False,
+) -> Any:
+    """Run one of the bridge's R scripts on a data frame: the parsed ``result.json``.
+
+    The script gets a folder holding ``data.csv``, ``coltypes.json`` (from `_prepare_data`)
+    and ``spec.json``, and writes ``result.json`` there (an ``"error"`` key when R caught
+    the failure itself: left to the caller).
+
+    Parameters
+    ----------
+    script : Path
+        The R script (``analysis/r/*.R``).
+    frame, types
+        The data and their column types, as `_prepare_data` returns them.
+    spec : dict
+        What the script is to do (formula, options).
+    timeout : float
+        Seconds before R is stopped.
+    what, doing : str
+        The job in words (``"glmer(y ~ x + (1 | g))"``) and in the error message
+        (``"while fitting glmer(...)"``).
+    strict : bool
+        Also refuse a result written by a script that then exited with an error.
+
+    Raises
+    ------
+    RNotAvailableError
+        No ``Rscript``.
+    GlmerError
+        R wrote no result (its error message is quoted).
+    """
+    with tempfile.TemporaryDirectory(prefix="sameplace-r-") as tmp:
         workdir = Path(tmp)
         frame.to_csv(workdir / "data.csv", index=False, na_rep="")
         (workdir / "coltypes.json").write_text(json.dumps(types))
         (workdir / "spec.json").write_text(json.dumps(spec))
-        proc = _run_r([str(DESIGN_SCRIPT), str(workdir)], timeout, what)
+        proc = _run_r([str(script), str(workdir)], timeout, what)
         result_path = workdir / "result.json"
-        if proc.returncode != 0 or not result_path.exists():
+        if not result_path.exists() or (strict and proc.returncode != 0):
             err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
-            raise GlmerError(f"R failed building {what}: {err}")
+            raise GlmerError(f"R failed {doing}: {err}")
         return json.loads(result_path.read_text())
+
+
+def _run_design(spec: dict[str, Any], data: pd.DataFrame, timeout: float, what: str) -> Any:
+    """Send ``data`` and ``spec`` to ``design.R``; return the parsed result.json."""
+    frame, types = _prepare_data(data, logical=True)
+    return run_r_job(DESIGN_SCRIPT, frame, types, spec, timeout, what, f"building {what}", strict=True)
 
 
 def r_design(formula: str, data: pd.DataFrame, *, timeout: float = 300) -> RDesign:
@@ -1102,17 +1137,8 @@ def fit_svyglm(
     used = _columns_used(data, formula, design)
     frame, types = _prepare_data(data[used])
     spec = {"formula": formula, "weights": weights, "psu": psu, "strata": strata, "lonely_psu": lonely_psu}
-    with tempfile.TemporaryDirectory(prefix="sameplace-svyglm-") as tmp:
-        workdir = Path(tmp)
-        frame.to_csv(workdir / "data.csv", index=False, na_rep="")
-        (workdir / "coltypes.json").write_text(json.dumps(types))
-        (workdir / "spec.json").write_text(json.dumps(spec))
-        proc = _run_r([str(SVYGLM_SCRIPT), str(workdir)], timeout, f"svyglm({formula})")
-        result_path = workdir / "result.json"
-        if not result_path.exists():
-            err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
-            raise GlmerError(f"R failed while fitting svyglm({formula}): {err}")
-        raw = json.loads(result_path.read_text())
+    what = f"svyglm({formula})"
+    raw = run_r_job(SVYGLM_SCRIPT, frame, types, spec, timeout, what, f"while fitting {what}")
     if "error" in raw:
         raise GlmerError(f"svyglm({formula}) failed in R: {raw['error']}")
     names = dict(term_names or {})
@@ -1227,22 +1253,15 @@ def clmm_for(fit: Any, *, nAGQ: int | None = None, timeout: float = 1800) -> Clm
     frame[response] = pd.Categorical([levels[k] for k in md.y], categories=levels)
     data, types = _prepare_data(frame)
     spec = {"formula": md.glmer_formula, "response": response, "nAGQ": int(nAGQ)}
+    what = f"clmm({md.glmer_formula})"
     try:
-        with tempfile.TemporaryDirectory(prefix="sameplace-clmm-") as tmp:
-            workdir = Path(tmp)
-            data.to_csv(workdir / "data.csv", index=False, na_rep="")
-            (workdir / "coltypes.json").write_text(json.dumps(types))
-            (workdir / "spec.json").write_text(json.dumps(spec))
-            proc = _run_r([str(CLMM_SCRIPT), str(workdir)], timeout, f"clmm({md.glmer_formula})")
-            path = workdir / "result.json"
-            if not path.exists():
-                err = _r_error_text(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}"
-                if "ordinal" in err and "package" in err:
-                    return Lme4Unavailable(f"R package 'ordinal' not available: {err}")
-                return Lme4Unavailable(f"clmm failed: {err}")
-            raw = json.loads(path.read_text())
-    except (RNotAvailableError, GlmerError) as exc:
+        raw = run_r_job(CLMM_SCRIPT, data, types, spec, timeout, what, f"while fitting {what}")
+    except RNotAvailableError as exc:
         return Lme4Unavailable(f"clmm not available: {exc}")
+    except GlmerError as exc:
+        if "ordinal" in str(exc) and "package" in str(exc):
+            return Lme4Unavailable(f"R package 'ordinal' not available: {exc}")
+        return Lme4Unavailable(f"clmm failed: {exc}")
     if "error" in raw:
         return Lme4Unavailable(f"clmm failed in R: {raw['error']}")
     names = glmer_term_names(md)
