@@ -108,6 +108,36 @@ def log1p_unit(e: np.ndarray, out: np.ndarray) -> None:
         out[i] = _atanh_series(t / (2.0 + t)) + (LN2 if big else 0.0)
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_EXACT, inline="always")
+def linear_predictor_block(eta, c_eff, XT, XS, b, PT, WT, R, s, w, unit_w) -> None:
+    """``eta[:w]`` of rows ``s .. s + w``: ``c_eff + x_i . b + sum_j WT[j, i] R[PT[j, i]]``
+    (the float64 columns' slopes first in ``b``, then the float32 ones'; weights 1 when
+    ``unit_w``). Inlined into each likelihood kernel, so its loops vectorise there."""
+    k64 = XT.shape[0]
+    k32 = XS.shape[0]
+    for i in range(w):
+        eta[i] = c_eff
+    for k in range(k64):
+        bk = b[k]
+        xk = XT[k, s : s + w]
+        for i in range(w):
+            eta[i] += xk[i] * bk
+    for k in range(k32):
+        bk = b[k64 + k]
+        xs = XS[k, s : s + w]
+        for i in range(w):
+            eta[i] += np.float64(xs[i]) * bk
+    for j in range(PT.shape[0]):
+        pj = PT[j, s : s + w]
+        if unit_w:
+            for i in range(w):
+                eta[i] += R[pj[i]]
+        else:
+            wj = WT[j, s : s + w]
+            for i in range(w):
+                eta[i] += np.float64(wj[i]) * R[pj[i]]
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_REDUCE)
 def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     """Log-likelihood of the logistic multilevel model and its gradient, one pass.
@@ -177,27 +207,7 @@ def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
         # 1-d slices: the loops below then vectorise (2-d indexing checks each index's sign)
         yb = y[s : s + w]
         nb = n[s : s + w] if binomial else yb
-        for i in range(w):
-            eta[i] = c_eff
-        for k in range(k64):
-            bk = b[k]
-            xk = XT[k, s : s + w]
-            for i in range(w):
-                eta[i] += xk[i] * bk
-        for k in range(k32):
-            bk = b[k64 + k]
-            xs = XS[k, s : s + w]
-            for i in range(w):
-                eta[i] += np.float64(xs[i]) * bk
-        for j in range(J):
-            pj = PT[j, s : s + w]
-            if unit_w:
-                for i in range(w):
-                    eta[i] += R[pj[i]]
-            else:
-                wj = WT[j, s : s + w]
-                for i in range(w):
-                    eta[i] += np.float64(wj[i]) * R[pj[i]]
+        linear_predictor_block(eta, c_eff, XT, XS, b, PT, WT, R, s, w, unit_w)
         for i in range(w):
             a[i] = abs(eta[i])
         exp_neg(a[:w], e[:w], bits[:w])
@@ -322,27 +332,7 @@ def cumulative_logit(XT, XS, b, xm, R, PT, WT, y, n, tau, unit_w, gb, gR, gtau):
         w = min(BLOCK, m - s)
         yb = y[s : s + w]
         nb = n[s : s + w]
-        for i in range(w):
-            eta[i] = c_eff
-        for k in range(k64):
-            bk = b[k]
-            xk = XT[k, s : s + w]
-            for i in range(w):
-                eta[i] += xk[i] * bk
-        for k in range(k32):
-            bk = b[k64 + k]
-            xs = XS[k, s : s + w]
-            for i in range(w):
-                eta[i] += np.float64(xs[i]) * bk
-        for j in range(J):
-            pj = PT[j, s : s + w]
-            if unit_w:
-                for i in range(w):
-                    eta[i] += R[pj[i]]
-            else:
-                wj = WT[j, s : s + w]
-                for i in range(w):
-                    eta[i] += np.float64(wj[i]) * R[pj[i]]
+        linear_predictor_block(eta, c_eff, XT, XS, b, PT, WT, R, s, w, unit_w)
         for i in range(w):
             yi = np.float64(yb[i])
             ki = np.int64(yi)
