@@ -138,6 +138,37 @@ def linear_predictor_block(eta, c_eff, XT, XS, b, PT, WT, R, s, w, unit_w) -> No
                 eta[i] += np.float64(wj[i]) * R[pj[i]]
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_EXACT, inline="always")
+def gradient_block(g, XT, XS, PT, WT, s, w, unit_w, gb, gR) -> None:
+    """Add rows ``s .. s + w``'s share of the gradient, given ``g[:w] = d logp / d eta``:
+    ``gb[k] += sum_i g_i x_ik`` (float64 columns, then float32 ones) and
+    ``gR[PT[j, i]] += g_i WT[j, i]``. Inlined into each likelihood kernel (its reductions
+    take the kernel's floating-point flags)."""
+    k64 = XT.shape[0]
+    k32 = XS.shape[0]
+    for k in range(k64):
+        acc = 0.0
+        xk = XT[k, s : s + w]
+        for i in range(w):
+            acc += g[i] * xk[i]
+        gb[k] += acc
+    for k in range(k32):
+        acc = 0.0
+        xs = XS[k, s : s + w]
+        for i in range(w):
+            acc += g[i] * np.float64(xs[i])
+        gb[k64 + k] += acc
+    for j in range(PT.shape[0]):
+        pj = PT[j, s : s + w]
+        if unit_w:
+            for i in range(w):
+                gR[pj[i]] += g[i]
+        else:
+            wj = WT[j, s : s + w]
+            for i in range(w):
+                gR[pj[i]] += g[i] * np.float64(wj[i])
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_REDUCE)
 def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     """Log-likelihood of the logistic multilevel model and its gradient, one pass.
@@ -187,7 +218,6 @@ def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
     k64 = XT.shape[0]
     k32 = XS.shape[0]
     m = y.shape[0]
-    J = PT.shape[0]
     gb[:] = 0.0
     gR[:] = 0.0
     eta = np.empty(BLOCK)
@@ -223,27 +253,7 @@ def glmm_logit(XT, XS, b, c, xm, R, PT, WT, y, n, binomial, unit_w, gb, gR):
             g[i] = gi
             gc += gi
             outside |= (yi < 0.0) | (yi > ni)
-        for k in range(k64):
-            acc = 0.0
-            xk = XT[k, s : s + w]
-            for i in range(w):
-                acc += g[i] * xk[i]
-            gb[k] += acc
-        for k in range(k32):
-            acc = 0.0
-            xs = XS[k, s : s + w]
-            for i in range(w):
-                acc += g[i] * np.float64(xs[i])
-            gb[k64 + k] += acc
-        for j in range(J):
-            pj = PT[j, s : s + w]
-            if unit_w:
-                for i in range(w):
-                    gR[pj[i]] += g[i]
-            else:
-                wj = WT[j, s : s + w]
-                for i in range(w):
-                    gR[pj[i]] += g[i] * np.float64(wj[i])
+        gradient_block(g, XT, XS, PT, WT, s, w, unit_w, gb, gR)
     for k in range(k64 + k32):
         gb[k] -= xm[k] * gc
     return logp, gc, outside
@@ -297,7 +307,6 @@ def cumulative_logit(XT, XS, b, xm, R, PT, WT, y, n, tau, unit_w, gb, gR, gtau):
     k64 = XT.shape[0]
     k32 = XS.shape[0]
     m = y.shape[0]
-    J = PT.shape[0]
     K = tau.shape[0] + 1
     gb[:] = 0.0
     gR[:] = 0.0
@@ -365,27 +374,7 @@ def cumulative_logit(XT, XS, b, xm, R, PT, WT, y, n, tau, unit_w, gb, gR, gtau):
             gext[cat[i] + 1] += ni * f_neg_u
             gext[cat[i]] -= ni * f_l
             count[cat[i]] += ni
-        for k in range(k64):
-            acc = 0.0
-            xk = XT[k, s : s + w]
-            for i in range(w):
-                acc += g[i] * xk[i]
-            gb[k] += acc
-        for k in range(k32):
-            acc = 0.0
-            xs = XS[k, s : s + w]
-            for i in range(w):
-                acc += g[i] * np.float64(xs[i])
-            gb[k64 + k] += acc
-        for j in range(J):
-            pj = PT[j, s : s + w]
-            if unit_w:
-                for i in range(w):
-                    gR[pj[i]] += g[i]
-            else:
-                wj = WT[j, s : s + w]
-                for i in range(w):
-                    gR[pj[i]] += g[i] * np.float64(wj[i])
+        gradient_block(g, XT, XS, PT, WT, s, w, unit_w, gb, gR)
     for k in range(k64 + k32):  # d eta / d b_k = x_k - xm_k: the centring's share
         gb[k] -= xm[k] * g_sum
     for k in range(K - 1):
