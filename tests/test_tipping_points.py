@@ -1,6 +1,6 @@
 """Tipping points: the hinge model of an area factor recovers a known threshold in LA
 unemployment on simulated data (real GB LA unemployment rates), and its figure is drawn
-(`models.hinge`, `analysis.tipping_points`)."""
+(`models.area_curves`, `analysis.tipping_points`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def simulated_unemployment(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def hinge_fit():
-    from models.hinge import fit_hinge
+    from models.area_curves import fit_hinge
 
     df = simulated_unemployment(8000, seed=3)
     return fit_hinge("y ~ x + unemployment + (1 | lad)", df, "unemployment", chains=2, draws=2000, tune=1000)
@@ -56,8 +56,8 @@ def test_threshold_location_and_slopes_recovered(hinge_fit, tmp_path):
 
 
 def test_hinge_needs_an_area_factor_and_one_random_intercept():
+    from models.area_curves import hinge_model
     from models.formula import build_model_data
-    from models.hinge import hinge_model
     from models.priors import resolve_priors
 
     df = simulated_unemployment(500, seed=1)
@@ -67,3 +67,54 @@ def test_hinge_needs_an_area_factor_and_one_random_intercept():
     md2 = build_model_data("y ~ x + (1 | lad)", df)
     with pytest.raises(FormulaError, match="must be a linear term"):
         hinge_model(md2, "unemployment", resolve_priors(md2))
+
+
+@pytest.fixture(scope="module")
+def smooth_fit():
+    from models.area_curves import fit_smooth
+
+    df = simulated_unemployment(8000, seed=3)
+    return fit_smooth("y ~ x + unemployment + (1 | lad)", df, "unemployment", chains=2, draws=1500, tune=1000)
+
+
+def test_smooth_finds_where_the_slope_changes(smooth_fit, tmp_path):
+    """The HSGP smooth of the same data: its band holds the true curve, and the departure from
+    the straight line changes from a flatter to a steeper fall near the true threshold."""
+    from analysis.summaries.intervals import interval_bounds
+    from analysis.tipping_points import (
+        curve_draws,
+        curve_grid,
+        departure_regions,
+        linear_slope_draws,
+        smooth_summary,
+        threshold_figure,
+    )
+
+    assert smooth_fit.convergence.passed, smooth_fit.convergence.headline
+    grid = curve_grid(smooth_fit)
+    lo, hi = interval_bounds(curve_draws(smooth_fit, grid), 0.95, "eti")
+    x0 = grid[0]
+    truth = TRUE_SLOPE * (grid - x0) + TRUE_DELTA * (np.maximum(0, grid - TRUE_THRESHOLD) - max(0, x0 - 6.5))
+    assert np.mean((lo <= truth) & (truth <= hi)) >= 0.9
+    regions = departure_regions(smooth_fit)
+    fall = regions[regions["direction"] == "steeper fall"]
+    assert len(fall) >= 1, regions
+    assert 5.0 <= fall["start"].min() <= 8.0, regions
+    # the straight-line slope is b[x] itself, between the two true slopes
+    slope = linear_slope_draws(smooth_fit)
+    assert TRUE_SLOPE + TRUE_DELTA < slope.mean() < TRUE_SLOPE
+    assert np.allclose(smooth_summary(smooth_fit).loc["linear_slope", "mean"], slope.mean())
+    path = threshold_figure(smooth_fit, tmp_path / "smooth.png", units="% unemployed")
+    assert path.stat().st_size > 10_000
+
+
+def test_hinge_and_smooth_beat_the_straight_line_by_loo(hinge_fit, smooth_fit):
+    """PSIS-LOO on the same rows: both curves predict better than the linear model they extend."""
+    from analysis.twins import curve_loo_table
+    from models import fit
+
+    df = simulated_unemployment(8000, seed=3)
+    linear = fit("y ~ x + unemployment + (1 | lad)", df, chains=2, draws=1000, seed=1, progressbar=False)
+    table = curve_loo_table(linear, {"hinge": hinge_fit, "smooth": smooth_fit})
+    assert table.loc["hinge", "elpd_diff"] > 2 * table.loc["hinge", "dse"], table
+    assert table.loc["smooth", "elpd_diff"] > 2 * table.loc["smooth", "dse"], table
