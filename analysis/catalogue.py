@@ -126,6 +126,51 @@ class Entry:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
+#: Keys of a ``[[twin]]`` table and the non-linear curves a tipping-point twin may use.
+_TWIN_KEYS = {"of", "spillover", "tipping_point", "curve", "note"}
+TWIN_CURVES = ("hinge", "smooth")
+_RANDOM_INTERCEPT = re.compile(r"\(\s*1\s*\|\s*lad\s*\)")
+
+
+@dataclass(frozen=True)
+class Twin:
+    """The spillover and tipping-point twins of one catalogue entry (``[[twin]]``).
+
+    Attributes
+    ----------
+    of : str
+        The entry it twins; its formula has exactly one LA term, ``(1 | lad)``.
+    spillover : bool
+        Fit the entry with ``(1 | lad)`` replaced by ``car(lad, type = "bym2")``.
+    tipping_point : str or None
+        An area factor of the formula to give a non-linear curve; the curve is fitted on the
+        factor's published units (``<factor>_raw``) where the table has them.
+    curve : {"hinge", "smooth"}
+        The tipping-point curve (`models.area_curves`).
+    note : str
+    """
+
+    of: str
+    spillover: bool = True
+    tipping_point: str | None = None
+    curve: str = "hinge"
+    note: str = ""
+
+    def spillover_formula(self, entry: Entry) -> str:
+        """The entry's formula with its exchangeable LA intercept replaced by BYM2."""
+        return _RANDOM_INTERCEPT.sub('car(lad, type = "bym2")', entry.formula)
+
+    def curve_factor(self, columns: Iterable[str]) -> str:
+        """The column the curve is fitted on: ``<factor>_raw`` when present, else the factor."""
+        raw = f"{self.tipping_point}_raw"
+        return raw if raw in set(columns) else str(self.tipping_point)
+
+    def curve_formula(self, entry: Entry, columns: Iterable[str]) -> str:
+        """The entry's formula with the factor in the units the curve is fitted on."""
+        factor = self.curve_factor(columns)
+        return re.sub(rf"\b{re.escape(str(self.tipping_point))}\b", factor, entry.formula)
+
+
 @dataclass
 class Catalogue:
     """All entries, the defaults they were merged with, and plain-language labels."""
@@ -134,6 +179,12 @@ class Catalogue:
     labels: dict[str, str]
     defaults: dict[str, Any]
     path: Path
+    twins: list[Twin] = field(default_factory=list)
+
+    def twins_of(self, names: Iterable[str]) -> list[Twin]:
+        """The twins of the named entries, in catalogue order."""
+        wanted = set(names)
+        return [t for t in self.twins if t.of in wanted]
 
     def __getitem__(self, name: str) -> Entry:
         for e in self.entries:
@@ -273,7 +324,35 @@ def load_catalogue(path: str | os.PathLike | None = None) -> Catalogue:
     if not entries:
         raise CatalogueError(f"{path}: no [[model]] entries")
     labels = {str(k): str(v) for k, v in raw.get("labels", {}).items()}
-    return Catalogue(entries, labels, defaults, path)
+    twins = [_twin(t, f"{path} [[twin]] {i}", entries) for i, t in enumerate(raw.get("twin", []), 1)]
+    return Catalogue(entries, labels, defaults, path, twins)
+
+
+def _twin(raw: Mapping[str, Any], where: str, entries: list[Entry]) -> Twin:
+    unknown = set(raw) - _TWIN_KEYS
+    if unknown:
+        raise CatalogueError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TWIN_KEYS)}")
+    of = raw.get("of")
+    by_name = {e.name: e for e in entries}
+    if of not in by_name:
+        raise CatalogueError(f"{where}: of = {of!r} is not an entry of the catalogue")
+    entry = by_name[of]
+    blocks = parse_formula(entry.formula).bars
+    if len(blocks) != 1 or not _RANDOM_INTERCEPT.search(entry.formula):
+        raise CatalogueError(
+            f"{where}: entry {of!r} must have exactly one LA term (1 | lad) to have spillover or "
+            f"tipping-point twins; its formula is {entry.formula!r}"
+        )
+    curve = str(raw.get("curve", "hinge"))
+    if curve not in TWIN_CURVES:
+        raise CatalogueError(f"{where}: curve = {curve!r}; allowed: {', '.join(TWIN_CURVES)}")
+    factor = raw.get("tipping_point")
+    if factor is not None and factor not in parse_formula(entry.formula).fixed_terms():
+        raise CatalogueError(f"{where}: tipping_point = {factor!r} is not a term of {of!r}'s formula")
+    spillover = raw.get("spillover", True)
+    if not isinstance(spillover, bool):
+        raise CatalogueError(f"{where}: spillover = {spillover!r} must be true or false")
+    return Twin(str(of), spillover, factor, curve, str(raw.get("note", "")))
 
 
 # --------------------------------------------------------------------------- running entries

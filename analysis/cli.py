@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the ordinal twin of life satisfaction and its threshold sensitivity",
     )
+    m.add_argument(
+        "--no-twins",
+        action="store_true",
+        help="skip the catalogue's spillover (BYM2) and tipping-point twins",
+    )
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
     m.add_argument(
@@ -249,6 +254,7 @@ def _cmd_main(a: argparse.Namespace) -> int:
         reuse=not a.no_reuse,
         loo=a.loo,
         ordinal=not a.no_ordinal,
+        twins=not a.no_twins,
     )
     if a.quick:
         settings.n = min(a.n, 4000)

@@ -42,6 +42,8 @@ class RunSettings:
     ``chains``, ``draws``, ``tune`` left as None take each catalogue entry's own settings.
     ``ordinal``: also fit the ordinal twin of the headline outcome on its whole scale and the
     binary model at every cut-off (`analysis.ordinal_findings.ordinal_step`).
+    ``twins``: also fit the spillover and tipping-point twins the catalogue declares for the
+    entries that run (`analysis.twins.twin_step`).
     """
 
     release: str | None = None
@@ -60,6 +62,7 @@ class RunSettings:
     reuse: bool = True
     loo: bool = False
     ordinal: bool = True
+    twins: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def sampler_overrides(self) -> dict[str, int]:
@@ -152,7 +155,8 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
     print("[3/4] findings, figures and report", flush=True)
     findings = findings_table(results, cat, truth, table)
     ordinal = _ordinal(results, table, out, settings) if settings.ordinal else None
-    paths = _report(results, findings, cat, out, audit, truth, synthetic, settings, table, ordinal)
+    twins = _twins(results, cat, table, out, settings, synthetic) if settings.twins else []
+    paths = _report(results, findings, cat, out, audit, truth, synthetic, settings, table, ordinal, twins)
     manifest = {
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "rerun": f"sameplace main --from-manifest {shlex.quote(str(out / 'manifest.json'))}",
@@ -190,6 +194,9 @@ def run_main(settings: RunSettings, catalogue: Catalogue | None = None) -> Path:
             "cutoffs": ordinal.cutoffs,
             "verdict": ordinal.ordinal_verdict,
             "settings": ordinal.ordinal_settings,
+        },
+        "twins": {
+            t.model: {"verdicts": t.verdicts, "settings": t.settings, "curve": t.curve_kind} for t in twins
         },
         "outputs": [str(p) for p in paths],
         "wall_seconds": round(time.time() - t_start, 1),
@@ -229,8 +236,40 @@ def _ordinal(results, table, out, settings):  # noqa: ANN001, ANN202
     return None
 
 
+def _twins(results, cat, table, out, settings, synthetic):  # noqa: ANN001, ANN202
+    """The spillover and tipping-point twins of the run's entries (`analysis.twins.twin_step`),
+    with the run's sampler settings and each entry's seed; a failure is printed and the run goes on."""
+    from analysis.twins import twin_step
+    from data.areas import PUBLISHED_AREA_COLUMNS
+
+    sections = []
+    for twin in cat.twins_of(results):
+        r = results[twin.of]
+        sampler = {**r.entry.sampler, **settings.sampler_overrides()}
+        units = PUBLISHED_AREA_COLUMNS.get(twin.tipping_point or "", ("", ""))[1]
+        try:
+            sections.append(
+                twin_step(
+                    r.entry,
+                    r.fit,
+                    twin,
+                    table,
+                    out,
+                    synthetic=synthetic,
+                    k=settings.min_cell,
+                    units=units,
+                    seed=r.entry.seed(settings.fit_seed),
+                    log=lambda m: print(m, flush=True),
+                    **sampler,
+                )
+            )
+        except Exception as exc:  # the twins must not lose the rest of the run
+            print(f"      twins of {twin.of} failed: {type(exc).__name__}: {exc}", flush=True)
+    return sections
+
+
 def _report(
-    results, findings, cat, out, audit, truth, synthetic, settings, table, ordinal=None
+    results, findings, cat, out, audit, truth, synthetic, settings, table, ordinal=None, twins=()
 ) -> list[Path]:
     from analysis.levels import levels_figure
     from analysis.report import write_report
@@ -263,8 +302,10 @@ def _report(
         details=True,
         maps=maps,
         ordinal=ordinal,
+        twins=twins,
     )
     extra = [ordinal.story_csv, ordinal.table_csv, ordinal.figure] if ordinal is not None else []
+    extra += [p for t in twins for p, _ in (*t.csvs, *t.figures)]
     return [Path(html), Path(md), out / "findings.csv", *extra]
 
 

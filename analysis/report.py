@@ -669,6 +669,7 @@ def write_report(
     grid: Any = None,
     maps: Any = None,
     ordinal: Any = None,
+    twins: Sequence[Any] = (),
 ) -> tuple[Path, Path]:
     """Write the HTML and Markdown report of one or more fits.
 
@@ -726,6 +727,9 @@ def write_report(
     ordinal : analysis.ordinal_findings.OrdinalSection, optional
         The ordinal twin of one outcome: finding by finding, the binary against the ordinal
         odds ratio, and the threshold-sensitivity figure (rendered after the maps).
+    twins : sequence of analysis.twins.TwinSection
+        Spillover and tipping-point twins of entries: claim by claim, whether the reading
+        changes, with rho, Moran's I, the threshold and PSIS-LOO against the entry.
 
     Returns
     -------
@@ -807,6 +811,8 @@ def write_report(
         _maps_section(doc, maps, out_dir)
     if ordinal is not None:
         _ordinal_section(doc, ordinal, out_dir, synthetic)
+    if twins:
+        _twins_section(doc, twins, out_dir, synthetic)
     if grid is not None:
         _grid_section(doc, grid)
     doc.h(2, "Disclosure control")
@@ -909,6 +915,120 @@ def _ordinal_section(doc: _Doc, ordinal: Any, out_dir: Path, synthetic: bool) ->
     for path, what in ((ordinal.table_csv, "every term at every cut-off"), (ordinal.story_csv, "claims")):
         rel = Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
         doc.link(f"Threshold sensitivity, {what} (CSV): {rel}", rel)
+
+
+def _twins_section(doc: _Doc, twins: Sequence[Any], out_dir: Path, synthetic: bool) -> None:
+    """Render precomputed `analysis.twins.TwinSection`s."""
+    from analysis.twins import MODEL_LABELS
+
+    doc.h(2, "Spillovers and tipping points")
+    doc.p(
+        "The study's models treat LAs as exchangeable and every area factor as a straight line on the "
+        "log-odds scale. Each twin refits one of its models with one change: the spillover twin lets "
+        'neighbouring LAs share their effects (BYM2, car(lad, type = "bym2")); rho is the share of '
+        "the LA variation that is spatially structured. The tipping-point twin lets one area factor "
+        "bend (a hinge: a change of slope at a threshold; or a smooth). For the curved factor the "
+        "twin's odds ratio is that of the curve's best straight line, per SD as in the study's model. "
+        "The reading is unchanged when every model gives the same direction with the 95% equal-tailed "
+        "interval (ETI) excluding 1 in all or in none. PSIS-LOO: elpd_diff above 0 means the twin "
+        "predicts held-out people better; a difference within 2 standard errors is no real difference."
+        + (" These are synthetic data: the checks test the method, not the study." if synthetic else ""),
+        "note",
+    )
+    for t in twins:
+        doc.h(3, f"{t.model}")
+        doc.p("; ".join(f"{MODEL_LABELS[k]} twin: {v}" for k, v in t.verdicts.items()), "note")
+        f = t.story
+        if not bool(f["converged"].all()):
+            doc.p("NOT CONVERGED: a fit of this comparison failed the gate - do not interpret it.", "fail")
+        models = [m for m in f.attrs.get("models", ["entry"]) if f"{m}_direction" in f]
+        prob = float(f.attrs.get("prob", summaries.DEFAULT_PROB))
+
+        def cell(row: pd.Series, m: str, prob: float = prob) -> str:
+            if row["term"]:
+                return _or_cell(row, f"{m}_or", *summaries.interval_columns("eti", prob, f"{m}_or_"))
+            return f"P = {row[f'p_{m}']:.3f} ({row[f'{m}_direction']})"
+
+        table = pd.DataFrame(
+            {
+                "finding": f["finding"],
+                "claim": f["claim"],
+                "expected": f["expected"].where(f["term"] != "", ""),
+                **{
+                    f"{MODEL_LABELS[m]} OR [{prob:.0%} ETI]": f.apply(cell, axis=1, args=(m,)) for m in models
+                },
+                "reading": f["reading"],
+            }
+        )
+        doc.table(table, f"{t.model}: the study's model against its twins, claim by claim.")
+        changed = f[f["reading"].str.startswith("changed")]
+        loo = t.loo
+        words = []
+        for m in (m for m in models if m != "entry"):
+            d, se = float(loo.loc[m, "elpd_diff"]), float(loo.loc[m, "dse"])
+            better = "better" if d > 2 * se else ("worse" if d < -2 * se else "no better and no worse")
+            words.append(f"the {MODEL_LABELS[m]} twin predicts {better} (elpd_diff {d:+.1f}, SE {se:.1f})")
+        n_changed = len(changed)
+        doc.p(
+            (
+                f"Reading: {n_changed} of {len(f)} claims change "
+                f"({'; '.join(changed['claim'].astype(str))}). "
+                if n_changed
+                else f"Reading: none of the {len(f)} claims changes. "
+            )
+            + "By PSIS-LOO, "
+            + "; ".join(words)
+            + "."
+        )
+        loo_table = loo.reset_index()[["model", "elpd", "se", "elpd_diff", "dse", "p_loo", "n_k_high"]]
+        loo_table["model"] = loo_table["model"].map(MODEL_LABELS)
+        doc.table(loo_table.round(2), str(loo.attrs.get("note", "PSIS-LOO")))
+        if t.spatial is not None:
+            lo, hi = summaries.interval_columns("eti", prob)
+            r, sdv = t.spatial.loc["rho"], t.spatial.loc["sd"]
+            doc.p(
+                f"Spillover: rho {r['mean']:.2f} [{r[lo]:.2f}, {r[hi]:.2f}] of the LA variation is "
+                f"spatially structured; total LA SD {sdv['mean']:.2f} [{sdv[lo]:.2f}, {sdv[hi]:.2f}] "
+                "(log-odds)."
+            )
+        if t.moran is not None:
+            doc.table(
+                t.moran[["model", "effect", "I", "expected", "p_value"]].round(3),
+                "Moran's I of the posterior-mean LA effects on the adjacency graph (permutation p-value, "
+                "one-sided: neighbours alike).",
+            )
+        if t.curve is not None and t.curve_kind == "hinge":
+            lo, hi = summaries.interval_columns("eti", prob)
+            c, dl = t.curve.loc["threshold"], t.curve.loc["delta"]
+            found = dl[hi] < 0 or dl[lo] > 0
+            doc.p(
+                f"Tipping point in {t.curve_factor} ({t.curve_units}): threshold {c['mean']:.2f} "
+                f"[{c[lo]:.2f}, {c[hi]:.2f}], change of slope {dl['mean']:+.3f} "
+                f"[{dl[lo]:+.3f}, {dl[hi]:+.3f}] log-odds per unit: "
+                + (
+                    "a threshold is supported (the change of slope excludes 0)."
+                    if found
+                    else "no threshold is supported (the change of slope includes 0); the threshold's "
+                    "interval then only restates its prior range."
+                )
+            )
+        elif t.curve is not None:
+            regions = t.curve
+            doc.p(
+                f"Smooth of {t.curve_factor}: "
+                + (
+                    "the slope departs credibly from the straight line over "
+                    + "; ".join(f"{r.start:.2f}-{r.end:.2f} ({r.direction})" for r in regions.itertuples())
+                    + "."
+                    if len(regions)
+                    else "the slope nowhere departs credibly from the straight line: no tipping point."
+                )
+            )
+        for path, caption in t.figures:
+            doc.figure(Path(path), caption)
+        for path, what in t.csvs:
+            rel = Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
+            doc.link(f"{t.model} twins, {what} (CSV): {rel}", rel)
 
 
 def _or_cell(row: pd.Series, mid: str, lo: str, hi: str) -> str:

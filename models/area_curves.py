@@ -56,6 +56,7 @@ from models.sampling_form import centred_design, constant_within
 __all__ = [
     "CURVE_KINDS",
     "MAX_ATTEMPTS",
+    "TARGET_ACCEPT",
     "SMOOTH_BASIS",
     "SMOOTH_BOUNDARY",
     "THRESHOLD_QUANTILES",
@@ -79,6 +80,9 @@ CURVE_KINDS = ("hinge", "smooth")
 #: Sampling attempts of a curve fit: a failed gate raises target_accept on divergences (along
 #: `models.escalation.TARGET_ACCEPT_STEPS`) or draws what the observed ESS per draw says is needed.
 MAX_ATTEMPTS = 3
+#: Default target_accept of each curve. Measured on 8,000 people with a 6.5% hinge (2 chains x
+#: 1,000 draws): the smooth had 2-7 divergent transitions at 0.9 and none at 0.95.
+TARGET_ACCEPT = {"hinge": 0.9, "smooth": 0.95}
 
 
 @dataclass
@@ -300,8 +304,9 @@ def fit_area_curve(
     draws: int = 1000,
     tune: int = 1000,
     seed: int = 1,
-    target_accept: float = 0.9,
+    target_accept: float | None = None,
     basis: int = SMOOTH_BASIS,
+    escalate: bool = True,
 ) -> AreaCurveFit:
     """Fit the hinge or smooth model of ``factor`` with nutpie; the gate's verdict is kept.
 
@@ -321,9 +326,12 @@ def fit_area_curve(
     priors : dict, optional
         Overrides of the linear model's default priors, by name.
     chains, draws, tune, seed, target_accept
-        nutpie's settings.
+        nutpie's settings; ``target_accept`` defaults to `TARGET_ACCEPT` of the kind (the
+        smooth's amplitude and length scale make a funnel that 0.9 leaves divergent).
     basis : int
         Number of HSGP basis functions (smooth only).
+    escalate : bool
+        Retry a fit that fails the gate (default True); False: one run, as given.
 
     Returns
     -------
@@ -338,8 +346,8 @@ def fit_area_curve(
     compiled = nutpie.compile_pymc_model(model, backend="numba")
     compile_s = time.perf_counter() - t0
     attempts: list[dict] = []
-    run = {"draws": draws, "tune": tune, "target_accept": target_accept}
-    for attempt in range(MAX_ATTEMPTS):
+    run = {"draws": draws, "tune": tune, "target_accept": target_accept or TARGET_ACCEPT[kind]}
+    for attempt in range(MAX_ATTEMPTS if escalate else 1):
         t1 = time.perf_counter()
         idata = nutpie.sample(
             compiled,
@@ -358,7 +366,7 @@ def fit_area_curve(
                 "seconds": round(time.perf_counter() - t1, 2),
             }
         )
-        if conv.passed or attempt == MAX_ATTEMPTS - 1:
+        if conv.passed or not escalate or attempt == MAX_ATTEMPTS - 1:
             break
         run = dict(run)
         if conv.divergences:  # the funnel or the hinge's kink: smaller steps

@@ -20,8 +20,9 @@ from models import load_fit
 
 CAT = load_catalogue()
 NAMES = ["life_satisfaction", "link_belonging", "walkability_community_safety"]
-# the ordinal step is tested on its own (test_ordinal_step_...): the other runs skip it
-SMALL = dict(n=1500, chains=2, draws=150, tune=150, compare_lme4=False, ordinal=False)
+# the ordinal and twin steps are tested on their own (test_ordinal_step_..., test_twin_step_...):
+# the other runs skip them
+SMALL = dict(n=1500, chains=2, draws=150, tune=150, compare_lme4=False, ordinal=False, twins=False)
 
 
 def _catalogue(names=NAMES) -> Catalogue:
@@ -292,3 +293,57 @@ def test_killed_run_leaves_no_finished_result(tmp_path):
     for name in ("manifest.json", "report.html", "report.md", "findings.csv"):
         assert not (out / name).exists(), name
     assert not (out / "fits" / "link_local_friends.nc").exists()
+
+
+def test_twin_step_writes_story_loo_and_report_section(run, tmp_path):
+    """The spillover (BYM2) and tipping-point (hinge) twins of life satisfaction beside its fit,
+    claim by claim, with PSIS-LOO, in the report; the entry's odds ratios are the findings
+    table's. One sampling run per twin (escalate=False) keeps it quick: the verdicts may then
+    be NOT CONVERGED, which the story must say."""
+    from analysis.report import write_report
+    from analysis.summaries import fixed_effects, interval_columns
+    from analysis.twins import twin_step
+    from data.prepare import prepare
+
+    table, _ = prepare(n=1500)
+    entry = CAT["life_satisfaction"]
+    (twin,) = CAT.twins_of(["life_satisfaction"])
+    base = load_fit(run / "fits" / "life_satisfaction.nc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        section = twin_step(
+            entry, base, twin, table, tmp_path, chains=2, draws=200, tune=200, seed=5, escalate=False, log=str
+        )
+    assert set(section.verdicts) == {"spillover", "curve"} and section.curve_kind == "hinge"
+    assert section.settings["curve"]["chains"] == 2 and len(section.settings["curve"]["attempts"]) == 1
+    story = pd.read_csv(tmp_path / "twins" / "story_life_satisfaction.csv")
+    story["term"] = story["term"].fillna("")
+    assert len(story) == len(entry.claims)
+    fe = fixed_effects(base, quiet=True).set_index("term")
+    converged = base.converged and all(v.startswith("CONVERGED") for v in section.verdicts.values())
+    for r in story[story.term != ""].itertuples():
+        row = r._asdict()
+        # one producer: the entry's OR is fixed_effects' (the findings table's)
+        assert row["entry_or"] == pytest.approx(fe.loc[r.term, "or_median"], rel=1e-9)
+        for m in ("spillover", "curve"):
+            lo, hi = interval_columns("eti", 0.95, f"{m}_or_")
+            assert row[lo] <= row[f"{m}_or"] <= row[hi]
+        changed = [m for m in ("spillover", "curve") if row[f"{m}_direction"] != row["entry_direction"]]
+        expected = "unchanged" if not changed else "changed"
+        assert r.reading.startswith(expected if converged else "n/a")
+    loo = pd.read_csv(tmp_path / "twins" / "loo_life_satisfaction.csv").set_index("model")
+    assert list(loo.index) == ["entry", "spillover", "curve"]
+    assert loo.loc["entry", "elpd_diff"] == 0 and (loo["dse"].iloc[1:] > 0).all()
+    np.testing.assert_allclose(loo["elpd"] - loo.loc["entry", "elpd"], loo["elpd_diff"], atol=1e-6)
+    # the hinge's threshold lies in the published units (% unemployed)
+    curve = pd.read_csv(tmp_path / "twins" / "curve_life_satisfaction.csv").set_index("index")
+    raw = table["area_unemployment_raw"]
+    assert raw.quantile(0.01) <= curve.loc["threshold", "mean"] <= raw.quantile(0.99)
+    _, md = write_report({"life_satisfaction": base}, tmp_path, synthetic=True, twins=[section])
+    text = md.read_text()
+    body = text.split("## Spillovers and tipping points", 1)[1].split("\n## ", 1)[0]
+    assert "### life_satisfaction" in body and "rho" in body and "Moran" in body
+    assert "bym2_structured.png" in body and "curve_area_unemployment_raw.png" in body
+    assert "Reading:" in body and "PSIS-LOO" in body
+    if not converged:
+        assert "NOT CONVERGED" in body
