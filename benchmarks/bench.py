@@ -474,8 +474,25 @@ def write_table(results: dict) -> None:
     for key, data in (("scaling", "continuous"), ("scaling_survey", "survey")):
         if results.get(key):
             lines += _scaling_table(results[key], data, results.get(f"{key}_date", results["date"]))
+    lines += _other_sections(HERE / "results.md", lines)
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def _other_sections(path: Path, lines: list[str]) -> list[str]:
+    """The sections of an existing results file that this script does not write (those of
+    grid_bench.py, spatial_bench.py, curves_bench.py, ...), kept as they are."""
+    if not path.exists():
+        return []
+    own = {line for line in lines if line.startswith("## ")}
+    kept: list[str] = []
+    keep = False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line not in own and not line.startswith("## Scaling of the project default")
+        if keep:
+            kept.append(line)
+    return ["", *kept] if kept else []
 
 
 if __name__ == "__main__":
