@@ -93,22 +93,33 @@ class GLMMLikelihood(Op):
         return [(), input_shapes[2], (), input_shapes[5]]
 
     def connection_pattern(self, node):
-        return [[k in _WRT] * 4 for k in range(len(node.inputs))]
+        return _connection_pattern(node, _WRT)
 
     def pullback(self, inputs, outputs, cotangents):
-        g_logp = cotangents[0]
-        n_in = len(inputs)
-        data = {k: disconnected_type() for k in range(n_in) if k not in _WRT}
-        if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
-            msg = "second derivatives of the log-likelihood"
-            return [
-                grad_not_implemented(self, k, inputs[k], msg) if k not in data else data[k]
-                for k in range(n_in)
-            ]
-        if isinstance(g_logp.type, DisconnectedType):
-            return [disconnected_type() for _ in inputs]
-        grads = {k: g_logp * outputs[i + 1] for i, k in enumerate(_WRT)}
-        return [grads.get(k, data.get(k)) for k in range(n_in)]
+        return _pullback(self, inputs, outputs, cotangents, _WRT)
+
+
+def _connection_pattern(node, wrt) -> list[list[bool]]:
+    """Each of the four outputs (log density and its gradients) depends on the inputs in ``wrt``."""
+    return [[k in wrt] * 4 for k in range(len(node.inputs))]
+
+
+def _pullback(op, inputs, outputs, cotangents, wrt) -> list:
+    """Pullback of a log-likelihood Op whose outputs are (logp, d logp / d input for input in
+    ``wrt``): the gradient of logp is the stored gradient times the cotangent; data inputs are
+    disconnected; a second derivative (a cotangent on a gradient output) is not implemented."""
+    g_logp = cotangents[0]
+    n_in = len(inputs)
+    data = {k: disconnected_type() for k in range(n_in) if k not in wrt}
+    if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
+        msg = "second derivatives of the log-likelihood"
+        return [
+            grad_not_implemented(op, k, inputs[k], msg) if k not in data else data[k] for k in range(n_in)
+        ]
+    if isinstance(g_logp.type, DisconnectedType):
+        return [disconnected_type() for _ in inputs]
+    grads = {k: g_logp * outputs[i + 1] for i, k in enumerate(wrt)}
+    return [grads.get(k, data.get(k)) for k in range(n_in)]
 
 
 def _storage(name: str, v):
@@ -277,22 +288,10 @@ class CumulativeLikelihood(Op):
         return [(), input_shapes[2], input_shapes[4], input_shapes[9]]
 
     def connection_pattern(self, node):
-        return [[k in _CUM_WRT] * 4 for k in range(len(node.inputs))]
+        return _connection_pattern(node, _CUM_WRT)
 
     def pullback(self, inputs, outputs, cotangents):
-        g_logp = cotangents[0]
-        n_in = len(inputs)
-        data = {k: disconnected_type() for k in range(n_in) if k not in _CUM_WRT}
-        if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
-            msg = "second derivatives of the log-likelihood"
-            return [
-                grad_not_implemented(self, k, inputs[k], msg) if k not in data else data[k]
-                for k in range(n_in)
-            ]
-        if isinstance(g_logp.type, DisconnectedType):
-            return [disconnected_type() for _ in inputs]
-        grads = {k: g_logp * outputs[i + 1] for i, k in enumerate(_CUM_WRT)}
-        return [grads.get(k, data.get(k)) for k in range(n_in)]
+        return _pullback(self, inputs, outputs, cotangents, _CUM_WRT)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
