@@ -72,6 +72,8 @@ __all__ = [
 
 #: The threshold's prior range: between these quantiles of the LAs' values of the factor.
 THRESHOLD_QUANTILES = (0.05, 0.95)
+#: The change of slope's prior SD, in log-odds per SD of the LAs' values of the factor.
+DELTA_SCALE = 2.5
 #: Number of HSGP basis functions and the boundary factor L (on the [-1, 1] scale).
 SMOOTH_BASIS = 12
 SMOOTH_BOUNDARY = 1.5
@@ -274,7 +276,7 @@ def area_curve_model(
         if kind == "hinge":
             lo, hi = np.quantile(x_level, THRESHOLD_QUANTILES)
             c = pm.Uniform("threshold", lower=lo, upper=hi)
-            delta = pm.Normal("delta", 0.0, 2.5 / float(np.std(x_level)))
+            delta = pm.Normal("delta", 0.0, DELTA_SCALE / float(np.std(x_level)))
             curve = delta * pt.maximum(0.0, x_level - c)
         else:
             hs = HsgpBasis.for_levels(x_level, counts, basis or SMOOTH_BASIS)
