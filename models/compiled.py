@@ -161,8 +161,15 @@ def _compile(model) -> object:
     by address, which ties the code to this process (it could not be cached on disk), and
     the bytes of small ones are compiled in. With one row the code is the same for any
     number of rows (shapes are read at run time), and the real data are swapped in after.
+
+    PyTensor's numba code is generated without fastmath: the saved object code holds its own
+    copies of PyTensor's numba functions, and a process binds each to whichever definition it
+    loaded first, so with fastmath a process that compiled the model and one that loaded it
+    from disk rounded the log density differently in the last bit (issue #14), and their draws
+    drifted apart. The likelihood kernels (`models.kernels`) keep their own flags.
     """
     import nutpie
+    import pytensor
 
     full = {}
     for name in ROW_DATA:
@@ -171,7 +178,7 @@ def _compile(model) -> object:
             full[name] = var.get_value()
             var.set_value(full[name][..., :1].copy())
     try:
-        with _plain_copy_callbacks():
+        with _plain_copy_callbacks(), pytensor.config.change_flags(numba__fastmath=False):
             compiled = nutpie.compile_pymc_model(model, backend="numba")
     finally:
         for name, value in full.items():

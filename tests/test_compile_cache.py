@@ -119,11 +119,6 @@ def test_a_corrupt_entry_is_rebuilt_and_says_so(shared_cache, reference, tmp_pat
     assert res2["compile_cache"] == "disk" and res2["draws"] == reference["draws"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #14: a process that compiled first and one that loaded first run different "
-    "copies of the same (fastmath) numba functions; the log density differs in its last bit",
-)
 def test_draws_do_not_depend_on_whether_the_cache_was_cold(tmp_path):
     """Correlated slope, 400 rows, 2 chains x 100 draws: the process that compiles (cold cache)
     and the one that loads its entry (warm) give the same draws."""
