@@ -79,7 +79,9 @@ SAFETY = 1.25
 #: A centred block whose divergences sit this many SDs of log(sd) below its mean shows the funnel.
 FUNNEL_SHIFT = 0.3
 #: Default budget: total iterations (tuning included, all chains, all attempts), seconds.
-DEFAULT_BUDGET = {"draws": 60_000, "seconds": None}
+#: 120,000: the five-factor 1988 polls model needed 9 attempts on seed 3 (converged in 177 s);
+#: at 60,000 it stopped at attempt 7 with R-hat 1.013.
+DEFAULT_BUDGET = {"draws": 120_000, "seconds": None}
 #: The first ESS-driven run draws this many times the ESS asked for (over all chains).
 FIRST_RUN_FACTOR = 5.0
 MIN_DRAWS = 100

@@ -476,7 +476,7 @@ def fit(
         threshold (default: the gate's own, 400).
     budget : dict, optional
         Cap on all attempts together: ``{"draws": total iterations, tuning included, over
-        chains and attempts, "seconds": wall time}``; default ``{"draws": 60000,
+        chains and attempts, "seconds": wall time}``; default ``{"draws": 120000,
         "seconds": None}``. The first attempt always runs.
     family : {None, "cumulative"}
         ``"cumulative"``: the cumulative-logit (proportional-odds) model of an ordinal

@@ -19,6 +19,7 @@ from models import build_model_data, fit, load_fit, resolve_priors
 from models.convergence import DEFAULT_THRESHOLDS, Convergence
 from models.escalation import (
     CENTRE_ABOVE,
+    DEFAULT_BUDGET,
     Budget,
     BudgetError,
     attempt_seed,
@@ -228,7 +229,7 @@ def test_budget_cuts_or_stops_the_next_attempt():
 
 
 def test_budget_and_seed_rules():
-    assert Budget.parse({"seconds": 60}) == Budget(draws=60_000, seconds=60.0)
+    assert Budget.parse({"seconds": 60}) == Budget(draws=DEFAULT_BUDGET["draws"], seconds=60.0)
     assert Budget.parse(None).to_dict() == {"draws": 60_000, "seconds": None}
     for bad in ({"draws": -1}, {"minutes": 3}, {"draws": True}, 5):
         with pytest.raises(BudgetError):
