@@ -230,7 +230,7 @@ def test_budget_cuts_or_stops_the_next_attempt():
 
 def test_budget_and_seed_rules():
     assert Budget.parse({"seconds": 60}) == Budget(draws=DEFAULT_BUDGET["draws"], seconds=60.0)
-    assert Budget.parse(None).to_dict() == {"draws": 60_000, "seconds": None}
+    assert Budget.parse(None).to_dict() == {"draws": 120_000, "seconds": None}  # the documented default
     for bad in ({"draws": -1}, {"minutes": 3}, {"draws": True}, 5):
         with pytest.raises(BudgetError):
             Budget.parse(bad)
