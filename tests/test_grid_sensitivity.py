@@ -33,6 +33,9 @@ def _data(groups: int, rows: int, seed: int) -> pd.DataFrame:
 
 
 def _fit(groups: int, rows: int, seed: int):  # noqa: ANN202
+    """A fit that passed the gate (escalation on): power-scaling estimates from an unconverged
+    fit are noise (4 groups, one run of 2 x 1000 draws: the likelihood sensitivity of sd_g was
+    0.067 or 0.035 with 500 or 1,000 tuning steps, either side of the 0.05 threshold)."""
     import models
 
     with warnings.catch_warnings():
@@ -45,7 +48,6 @@ def _fit(groups: int, rows: int, seed: int):  # noqa: ANN202
             draws=1000,
             tune=500,
             seed=seed,
-            escalate=False,
             progressbar=False,
         )
 
@@ -76,6 +78,7 @@ def test_log_densities_come_from_the_default_model(few_groups) -> None:  # noqa:
 
 
 def test_psense_flags_a_strong_prior_and_few_groups_not_a_well_identified_parameter(few_groups) -> None:  # noqa: ANN001
+    assert few_groups.converged, few_groups.headline
     table = prior_sensitivity(few_groups).set_index("parameter")
     assert list(table.reset_index().columns) == list(SENSITIVITY_COLUMNS)
     assert list(table.index) == ["Intercept", "b[x]", "sd_g[Intercept]"]
