@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.summaries.intervals import DEFAULT_PROB, interval_bounds, summarise_draws
-from models.area_curves import AreaCurveFit
+from models.area_curves import AreaCurveFit, hinge_projection
 
 __all__ = [
     "curve_draws",
@@ -54,10 +54,23 @@ def _departure(fit: AreaCurveFit, x: np.ndarray, derivative: bool = False) -> np
     x = np.asarray(x, dtype=float)
     if fit.kind == "hinge":
         delta, c = fit.draws("delta")[:, None], fit.draws("threshold")[:, None]
-        return delta * (x[None, :] > c) if derivative else delta * np.maximum(0.0, x[None, :] - c)
+        level, slope = _hinge_line(fit)
+        if derivative:
+            return delta * ((x[None, :] > c) - slope[:, None])
+        x_bar = float(fit.level_counts @ fit.level_values / fit.level_counts.sum())
+        h = np.maximum(0.0, x[None, :] - c) - level[:, None] - slope[:, None] * (x[None, :] - x_bar)
+        return delta * h
     hs = fit.basis()
     weights = hs.spectral_sd(fit.draws("gp_alpha"), fit.draws("gp_ell")) * fit.draws("gp_beta")
     return weights @ (hs.dphi(x) if derivative else hs.phi(x)).T
+
+
+def _hinge_line(fit: AreaCurveFit) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, the line removed from the hinge (`models.area_curves.hinge_projection`)."""
+    w = fit.level_counts / fit.level_counts.sum()
+    xc = fit.level_values - float(w @ fit.level_values)
+    h = np.maximum(0.0, fit.level_values[None, :] - fit.draws("threshold")[:, None])
+    return hinge_projection(h, w, xc)
 
 
 def curve_draws(fit: AreaCurveFit, x: np.ndarray) -> np.ndarray:
@@ -93,10 +106,10 @@ def threshold_summary(fit: AreaCurveFit, prob: float = DEFAULT_PROB) -> pd.DataF
     """
     if fit.kind != "hinge":
         raise ValueError(f"threshold_summary needs a hinge fit, not a {fit.kind}: use smooth_summary")
-    slope = _slope_b(fit)
     delta = fit.draws("delta")
+    below = _slope_b(fit) - delta * _hinge_line(fit)[1]
     table = summarise_draws(
-        np.column_stack([fit.draws("threshold"), delta, slope, slope + delta, linear_slope_draws(fit)]),
+        np.column_stack([fit.draws("threshold"), delta, below, below + delta, linear_slope_draws(fit)]),
         ["threshold", "delta", "slope_below", "slope_above", "linear_slope"],
         prob=prob,
     )

@@ -8,14 +8,23 @@ one curve ``h(x_j)`` to the linear predictor of `models.logistic`:
     y_i   ~ Bernoulli(logit^-1(eta_i))
     r[j]  = sd * z[j],  z ~ Normal(0, 1)
 
-**Hinge** (a change point): ``h(x) = delta * max(0, x - c)``
+**Hinge** (a change point): ``h(x) = delta * h_perp(x; c)``
 
-    c     ~ Uniform(q_lo, q_hi)     the threshold, between two quantiles of the LAs' x_j
-    delta ~ Normal(0, 2.5 / sd(x))  the change of slope above it
+    h(x; c)      = max(0, x - c)
+    h_perp(x; c) = h(x; c) minus its respondent-weighted projection on (1, x)
+    c            ~ Uniform(q_lo, q_hi)     the threshold, between two quantiles of the LAs' x_j
+    delta        = s(c) * z,  z ~ Normal(0, 1),  s(c) = 1 / sqrt(mean_i h_perp(x_i; c)^2 / 4)
 
-so the slope of x is ``b[x]`` below ``c`` and ``b[x] + delta`` above. The log density is
-continuous in ``c``; its gradient jumps where ``c`` crosses an LA's value, which NUTS
-tolerates. Posterior names: the linear model's plus ``threshold`` and ``delta``.
+so ``delta`` is the change of slope at ``c`` and ``b[x]`` stays the best straight-line
+slope (the slopes below and above are ``b[x] - delta * k(c)`` and that plus ``delta``,
+``k(c)`` the projection's slope; `hinge_projection`). Removing the projection is what
+keeps the posterior sampleable where the data hold no threshold: with ``max(0, x - c)``
+itself, a threshold near the lowest LA values made ``delta`` collinear with ``b[x]`` and
+the intercept, and chains stuck in different modes (R-hat of delta 1.51 at 25k). The prior
+of delta given c is unit-information (one person's information about delta at p = 1/2), so
+z's posterior has about the same scale at every c. The log density is continuous in ``c``;
+its gradient jumps where ``c`` crosses an LA's value, which NUTS tolerates. Posterior names:
+the linear model's plus ``threshold``, ``z_delta`` and ``delta``.
 
 **Smooth** (a Hilbert-space Gaussian process, Solin & Sarkka 2020; Riutort-Mayol et al.
 2022): ``h(x) = Phi_perp(x) (sqrt(S(sqrt(lambda))) * beta)``
@@ -66,14 +75,13 @@ __all__ = [
     "fit_area_curve",
     "fit_hinge",
     "fit_smooth",
+    "hinge_projection",
     "hinge_model",
     "smooth_model",
 ]
 
 #: The threshold's prior range: between these quantiles of the LAs' values of the factor.
 THRESHOLD_QUANTILES = (0.05, 0.95)
-#: The change of slope's prior SD, in log-odds per SD of the LAs' values of the factor.
-DELTA_SCALE = 2.5
 #: Number of HSGP basis functions and the boundary factor L (on the [-1, 1] scale).
 SMOOTH_BASIS = 12
 SMOOTH_BOUNDARY = 1.5
@@ -216,6 +224,18 @@ class HsgpBasis:
         return cls(centre, half, SMOOTH_BOUNDARY, m, projection, x_bar)
 
 
+def hinge_projection(h, w: np.ndarray, xc: np.ndarray, xp=np):  # noqa: ANN001, ANN201
+    """Intercept and slope of the respondent-weighted least-squares line of the hinge
+    ``h = max(0, x_j - c)`` on the LAs' centred values ``xc`` (weights ``w``, summing to 1).
+
+    ``h`` has the LAs on its last axis; ``xp`` is ``numpy`` or ``pytensor.tensor`` (the
+    model and `analysis.tipping_points` compute the same projection with it).
+    """
+    level = xp.sum(w * h, axis=-1)
+    slope = xp.sum(w * xc * h, axis=-1) / float(w @ xc**2)
+    return level, slope
+
+
 def _area_block(md: ModelData, factor: str, kind: str):
     if factor not in md.fixed_terms:
         raise FormulaError(f"the {kind} factor {factor!r} must be a linear term of {md.formula!r}")
@@ -276,8 +296,15 @@ def area_curve_model(
         if kind == "hinge":
             lo, hi = np.quantile(x_level, THRESHOLD_QUANTILES)
             c = pm.Uniform("threshold", lower=lo, upper=hi)
-            delta = pm.Normal("delta", 0.0, DELTA_SCALE / float(np.std(x_level)))
-            curve = delta * pt.maximum(0.0, x_level - c)
+            w = counts / counts.sum()
+            xc = x_level - float(w @ x_level)
+            h = pt.maximum(0.0, x_level - c)
+            level, slope = hinge_projection(h, w, xc, pt)
+            h_perp = h - level - slope * xc
+            scale = 1.0 / pt.sqrt(0.25 * pt.sum(w * h_perp**2))
+            z_delta = pm.Normal("z_delta", 0.0, 1.0)
+            delta = pm.Deterministic("delta", z_delta * scale)
+            curve = delta * h_perp
         else:
             hs = HsgpBasis.for_levels(x_level, counts, basis or SMOOTH_BASIS)
             model.add_coord("basis", np.arange(hs.m))

@@ -37,7 +37,8 @@ def hinge_fit():
 
 
 def test_threshold_location_and_slopes_recovered(hinge_fit, tmp_path):
-    from analysis.tipping_points import threshold_figure, threshold_summary
+    from analysis.summaries.intervals import interval_bounds
+    from analysis.tipping_points import curve_draws, curve_grid, threshold_figure, threshold_summary
 
     assert hinge_fit.convergence.passed, hinge_fit.convergence.headline
     table = threshold_summary(hinge_fit)
@@ -51,6 +52,12 @@ def test_threshold_location_and_slopes_recovered(hinge_fit, tmp_path):
         assert table.loc[name, lo] <= true <= table.loc[name, hi], table
     assert table.loc["delta", hi] < 0  # the steeper fall is detected
     assert table.loc["threshold", hi] - table.loc["threshold", lo] < 1.5  # located, not the prior range
+    # the curve's band holds the true curve (relative to the lowest LA value)
+    grid = curve_grid(hinge_fit)
+    band_lo, band_hi = interval_bounds(curve_draws(hinge_fit, grid), 0.95, "eti")
+    x0 = grid[0]
+    truth = TRUE_SLOPE * (grid - x0) + TRUE_DELTA * (np.maximum(0, grid - TRUE_THRESHOLD) - max(0, x0 - 6.5))
+    assert np.mean((band_lo <= truth) & (truth <= band_hi)) >= 0.9
     path = threshold_figure(hinge_fit, tmp_path / "threshold.png", units="% unemployed")
     assert path.stat().st_size > 10_000
 
