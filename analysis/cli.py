@@ -85,11 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the ordinal twin of life satisfaction and its threshold sensitivity",
     )
     m.add_argument(
-        "--twins",
+        "--no-twins",
         action="store_true",
-        help="also fit the catalogue's spillover (BYM2) and tipping-point twins and report whether they "
-        "change the reading (slow, and often unconverged where the data hold no spatial structure or "
-        "threshold: see the README)",
+        help="skip the catalogue's spillover (BYM2) and tipping-point twins",
     )
     m.add_argument("--min-cell", type=int, default=10, help="disclosure threshold for real data")
     m.add_argument("--quick", action="store_true", help="small cohort and short chains (a smoke test)")
@@ -256,7 +254,7 @@ def _cmd_main(a: argparse.Namespace) -> int:
         reuse=not a.no_reuse,
         loo=a.loo,
         ordinal=not a.no_ordinal,
-        twins=a.twins,
+        twins=not a.no_twins,
     )
     if a.quick:
         settings.n = min(a.n, 4000)

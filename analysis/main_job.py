@@ -43,7 +43,7 @@ class RunSettings:
     ``ordinal``: also fit the ordinal twin of the headline outcome on its whole scale and the
     binary model at every cut-off (`analysis.ordinal_findings.ordinal_step`).
     ``twins``: also fit the spillover and tipping-point twins the catalogue declares for the
-    entries that run (`analysis.twins.twin_step`; off by default: see the README on the null case).
+    entries that run (`analysis.twins.twin_step`).
     """
 
     release: str | None = None
@@ -62,7 +62,7 @@ class RunSettings:
     reuse: bool = True
     loo: bool = False
     ordinal: bool = True
-    twins: bool = False
+    twins: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def sampler_overrides(self) -> dict[str, int]:
