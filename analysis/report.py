@@ -995,7 +995,8 @@ def _twins_section(doc: _Doc, twins: Sequence[Any], out_dir: Path, synthetic: bo
             doc.table(
                 t.moran[["model", "effect", "I", "expected", "p_value"]].round(3),
                 "Moran's I of the posterior-mean LA effects on the adjacency graph (permutation p-value, "
-                "one-sided: neighbours alike).",
+                "one-sided: neighbours alike). The BYM2 total is smoothed towards neighbours by its prior, "
+                "so its I is high even without spillover: read rho and the unstructured part's I.",
             )
         if t.curve is not None and t.curve_kind == "hinge":
             lo, hi = summaries.interval_columns("eti", prob)
