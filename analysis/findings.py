@@ -26,6 +26,7 @@ from analysis.summaries import (
     parse_statement,
     statement_operand,
     statement_term,
+    statement_verdict,
 )
 from models.formula import parse_formula
 
@@ -175,7 +176,7 @@ def claim_rows(
             d = statement_operand(fit, sa, draws)[0] - statement_operand(fit, sb, draws)[0]
             ta, tb = statement_term(sa), statement_term(sb)
             p = float((d > 0).mean())
-            verdict = "supported" if p >= PROB else ("opposite" if p <= 1 - PROB else "inconclusive")
+            verdict = statement_verdict(p, PROB)
             row.update({"p_expected": p})
             if truth.kind != "none" and ta in truth.values and tb in truth.values:
                 true_holds = abs(truth.values[ta]) > abs(truth.values[tb])

@@ -31,8 +31,8 @@ from analysis.summaries import (
     fixed_draws,
     fixed_effects,
     interval_columns,
-    parse_statement,
-    statement_operand,
+    statement_probability,
+    statement_verdict,
 )
 from analysis.thresholds import SCALES, or_direction, threshold_figure, threshold_sensitivity
 from models import Fit
@@ -83,10 +83,6 @@ class OrdinalSection:
     ordinal_verdict: str
     ordinal_settings: dict[str, Any]
     cutoffs: list[float]
-
-
-def _verdict(p: float, prob: float) -> str:
-    return "supported" if p >= prob else ("opposite" if p <= 1 - prob else "inconclusive")
 
 
 def ordinal_story(entry: Entry, binary: Fit, ordinal: Fit, *, prob: float = DEFAULT_PROB) -> pd.DataFrame:
@@ -153,12 +149,9 @@ def ordinal_story(entry: Entry, binary: Fit, ordinal: Fit, *, prob: float = DEFA
         else:
             if draws_b is None:
                 draws_b, draws_o = fixed_draws(binary), fixed_draws(ordinal)
-            a, b = parse_statement(claim.statement)
-            pb, po = (
-                float((statement_operand(f, a, d)[0] - statement_operand(f, b, d)[0] > 0).mean())
-                for f, d in ((binary, draws_b), (ordinal, draws_o))
-            )
-            vb, vo = _verdict(pb, prob), _verdict(po, prob)
+            pb = statement_probability(binary, claim.statement, draws_b)
+            po = statement_probability(ordinal, claim.statement, draws_o)
+            vb, vo = statement_verdict(pb, prob), statement_verdict(po, prob)
             rows.append(
                 {
                     **base,

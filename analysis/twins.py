@@ -38,8 +38,8 @@ from analysis.summaries import (
     DEFAULT_PROB,
     fixed_draws,
     interval_columns,
-    parse_statement,
-    statement_operand,
+    statement_probability,
+    statement_verdict,
     summarise_draws,
     with_log_likelihood,
 )
@@ -198,10 +198,6 @@ def twin_draws(f: Fit | AreaCurveFit, factor: str | None = None, scale: float = 
     return fixed_draws(f)
 
 
-def _verdict(p: float, prob: float) -> str:
-    return "supported" if p >= prob else ("opposite" if p <= 1 - prob else "inconclusive")
-
-
 def twin_story(
     entry: Entry,
     fits: Mapping[str, Fit | AreaCurveFit],
@@ -254,13 +250,10 @@ def twin_story(
                     np.nan if claim.expect == "0" else (p_pos if claim.expect == "+" else 1 - p_pos)
                 )
         else:
-            a, b = parse_statement(claim.statement)
             row.update(term="", expected=claim.statement)
             for m, d in draws.items():
-                p = float(
-                    (statement_operand(fits[m], a, d)[0] - statement_operand(fits[m], b, d)[0] > 0).mean()
-                )
-                row[f"p_{m}"], row[f"{m}_direction"] = p, _verdict(p, prob)
+                p = statement_probability(fits[m], claim.statement, d)
+                row[f"p_{m}"], row[f"{m}_direction"] = p, statement_verdict(p, prob)
         changed = [m for m in draws if m != "entry" and row[f"{m}_direction"] != row["entry_direction"]]
         row["reading"] = (
             "n/a: not converged"

@@ -91,7 +91,9 @@ from analysis.summaries.statements import (
     prob_greater,
     probability_statements,
     statement_operand,
+    statement_probability,
     statement_term,
+    statement_verdict,
 )
 
 __all__ = [
@@ -145,6 +147,8 @@ __all__ = [
     "response_columns",
     "stamp",
     "statement_operand",
+    "statement_probability",
+    "statement_verdict",
     "statement_term",
     "summarise_draws",
     "summarise_probabilities",

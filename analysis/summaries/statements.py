@@ -60,6 +60,19 @@ def statement_term(operand: str) -> str | None:
     return (m.group(1) if m else operand).strip()
 
 
+def statement_probability(fit: Fit, statement: str, draws: dict[str, np.ndarray]) -> float:
+    """P(statement), e.g. ``"abs(belonging) > abs(local_friends)"``, from fixed-effect draws by
+    term (`fixed_draws`, or any other model's draws on the same terms)."""
+    a, b = parse_statement(statement)
+    return float((statement_operand(fit, a, draws)[0] - statement_operand(fit, b, draws)[0] > 0).mean())
+
+
+def statement_verdict(p: float, prob: float = 0.95) -> str:
+    """A statement's verdict from its probability: ``"supported"`` (``p >= prob``),
+    ``"opposite"`` (``p <= 1 - prob``) or ``"inconclusive"``."""
+    return "supported" if p >= prob else ("opposite" if p <= 1 - prob else "inconclusive")
+
+
 def prob_greater(fit: Fit, a: str | float, b: str | float = 0.0, prob: float = 0.95) -> pd.DataFrame:
     """P(a > b) for fixed coefficients, e.g. ``prob_greater(fit, "abs(belonging)", "abs(local_friends)")``.
 
