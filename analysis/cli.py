@@ -50,7 +50,12 @@ USER_ERRORS = (
 def _add_sampling(p: argparse.ArgumentParser, draws: int | None = 1000) -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=draws)
-    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument(
+        "--tune",
+        type=int,
+        default=None,
+        help="tuning steps per chain (default: the sampler's, 300 for nutpie)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (recorded; drawn if not given)")
     p.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc", "numpyro"])
 

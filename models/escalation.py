@@ -84,6 +84,8 @@ FUNNEL_SHIFT = 0.3
 DEFAULT_BUDGET = {"draws": 120_000, "seconds": None}
 #: The first ESS-driven run draws this many times the ESS asked for (over all chains).
 FIRST_RUN_FACTOR = 5.0
+#: ... and a run that stops when the gate passes (`models.stopping`) draws at most this many times.
+CEILING_FACTOR = 10.0
 MIN_DRAWS = 100
 
 
@@ -235,10 +237,16 @@ def attempt_seed(seed: int, attempt: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(attempt)]).generate_state(1)[0])
 
 
-def first_draws(ess: float, chains: int) -> int:
+def first_draws(ess: float, chains: int, *, ceiling: bool = False) -> int:
     """Draws per chain of an ESS-driven first run: ``FIRST_RUN_FACTOR * ess`` over all chains
-    (enough for an easy model: nutpie's bulk ESS per draw is often near 1, tail ESS 0.5-0.9)."""
-    return max(MIN_DRAWS, _round_up(FIRST_RUN_FACTOR * ess / chains))
+    (enough for an easy model: nutpie's bulk ESS per draw is often near 1, tail ESS 0.5-0.9).
+
+    ``ceiling=True``: the most draws of a run that stops when the gate passes
+    (`models.stopping`), ``CEILING_FACTOR * ess`` over all chains: an easy model stops long
+    before it, a hard one gets the draws it needs without a second warm-up.
+    """
+    factor = CEILING_FACTOR if ceiling else FIRST_RUN_FACTOR
+    return max(MIN_DRAWS, _round_up(factor * ess / chains))
 
 
 def draws_for_ess(draws: int, ess_seen: float, ess_target: float) -> int:
@@ -443,8 +451,9 @@ def describe_attempt(a: Mapping) -> str:
     why = f" [{a['reason']}]" if a.get("reason") else ""
     max_depth = a.get("max_depth", DEFAULT_MAX_DEPTH)  # fits saved before it was a setting: 10
     depth = f", maxdepth {max_depth}" if max_depth != DEFAULT_MAX_DEPTH else ""
+    stopped = f" [{a['stopped']}]" if a.get("stopped") else ""  # a run stopped by the gate (models.stopping)
     return (
-        f"attempt {a['attempt']}{why}: {a['chains']} x ({a['tune']} tune + {a['draws']} draws), "
+        f"attempt {a['attempt']}{why}: {a['chains']} x ({a['tune']} tune + {a['draws']} draws){stopped}, "
         f"target_accept {a['target_accept']:g}, {form}{depth}, seed {a['seed']}; "
         f"{a['seconds']:.1f} s -> {a['verdict']}"
     )

@@ -48,6 +48,7 @@ from models.escalation import (
 from models.formula import DataWarning, ModelData, build_model_data
 from models.logistic import Centring, centring_by_block
 from models.priors import Prior, priors_from_json, priors_to_json, resolve_priors
+from models.stopping import PROGRESS_MS, StopRecord, sample_until
 from models.weights import describe_weights, restore_weights, weight_columns, weighted_model_data
 
 # The samplers run compiled (numba) code with its own BLAS; PyTensor's C backend only
@@ -355,6 +356,10 @@ def _posterior_digest(tree: xr.DataTree) -> str:
     return h.hexdigest()
 
 
+#: Tuning steps per chain when ``fit(tune=None)``, by sampler.
+DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000, "numpyro": 1000}
+
+
 def _check_settings(
     sampler: str,
     chains: int,
@@ -403,7 +408,7 @@ def fit(
     sampler: str = "nutpie",
     chains: int = 4,
     draws: int | None = None,
-    tune: int = 1000,
+    tune: int | None = None,
     seed: int | None = None,
     target_accept: float = 0.8,
     cores: int | None = None,
@@ -440,8 +445,12 @@ def fit(
         may switch a block that shows a funnel (recorded in ``attempts``).
     sampler : {"nutpie", "pymc", "numpyro"}
         NUTS implementation (default nutpie).
-    chains, tune : int
-        Number of chains, and tuning steps per chain.
+    chains : int
+        Number of chains.
+    tune : int, optional
+        Tuning steps per chain. None (default): `DEFAULT_TUNE` of the sampler, 300 for
+        nutpie (its own default: its mass-matrix adaptation needs fewer steps than PyMC's)
+        and 1000 for PyMC's samplers; escalation doubles it on persistent divergences.
     draws : int, optional
         Retained draws per chain of the first attempt. None (default): set by the ESS
         asked for (``5 * ess / chains``, 500 for the default 400 and 4 chains), then
@@ -503,6 +512,8 @@ def fit(
     Fit
         The last attempt's posterior and verdict; every attempt in ``Fit.attempts``.
     """
+    if tune is None:
+        tune = DEFAULT_TUNE.get(sampler, 1000)
     _check_settings(sampler, chains, 1000 if draws is None else draws, tune, target_accept, seed, cores)
     if adaptation not in ("low_rank", "diag", "draw_diag"):
         raise SamplerSettingsError(
@@ -548,8 +559,10 @@ def fit(
         gate["ess_bulk_min"] = gate["ess_tail_min"] = float(ess)
     full_gate = {**DEFAULT_THRESHOLDS, **gate}
     ess_target = float(max(full_gate["ess_bulk_min"], full_gate["ess_tail_min"]))
+    # draws=None: nutpie attempts draw until the gate passes, up to a ceiling (models.stopping)
+    until_gate = draws is None and escalate and sampler == "nutpie" and chains >= 2
     if draws is None:
-        draws = first_draws(ess_target, chains) if escalate else 1000
+        draws = first_draws(ess_target, chains, ceiling=until_gate) if escalate else 1000
 
     current = {
         "draws": int(draws),
@@ -565,12 +578,24 @@ def fit(
     while True:
         k = len(attempts)
         t0 = time.perf_counter()
-        idata, timing = _sample(
-            md, resolved, current, sampler, chains, cores, attempt_seed(seed, k), adaptation, progressbar
+        stop_at = {"ess_target": ess_target, "thresholds": gate} if until_gate else None
+        idata, timing, conv, stop = _sample(
+            md,
+            resolved,
+            current,
+            sampler,
+            chains,
+            cores,
+            attempt_seed(seed, k),
+            adaptation,
+            progressbar,
+            stop_at,
         )
         seconds = time.perf_counter() - t0
-        conv = check_convergence(idata, gate)
-        iterations = chains * (current["tune"] + current["draws"])
+        if conv is None:
+            conv = check_convergence(idata, gate)
+        ran = current if stop is None else {**current, "draws": stop.length}
+        iterations = chains * current["tune"] + (chains * current["draws"] if stop is None else stop.drawn)
         spent_draws += iterations
         spent_seconds += seconds
         attempts.append(
@@ -578,7 +603,8 @@ def fit(
                 "attempt": k + 1,
                 "reason": reason,
                 "chains": int(chains),
-                **current,
+                **ran,
+                **({} if stop is None else stop.as_attempt()),
                 "seed": attempt_seed(seed, k),
                 "seconds": round(seconds, 2),
                 "passed": bool(conv.passed),
@@ -592,13 +618,15 @@ def fit(
             break
         proposed, reason = next_attempt(
             conv,
-            current,
+            ran,
             info=info,
             funnel=funnel_blocks(idata, current["centered"]),
             ess_target=ess_target,
             flipped=flipped,
             nested=nested,
         )
+        if proposed is not None and stop is not None:  # a ceiling never shrinks from one attempt to the next
+            proposed["draws"] = max(proposed["draws"], current["draws"])
         if proposed is not None:
             sampling = timing.get("sampling_seconds", timing.get("wall_seconds", seconds))
             proposed, why = fit_to_budget(
@@ -608,7 +636,7 @@ def fit(
                 budget=budget,
                 spent_draws=spent_draws,
                 spent_seconds=spent_seconds,
-                seconds_per_draw=sampling / iterations,
+                seconds_per_draw=sampling / max(iterations, 1),
             )
             reason = reason if proposed is not None else why
         if proposed is None:
@@ -619,7 +647,8 @@ def fit(
     settings = {
         "sampler": sampler,
         "chains": chains,
-        **current,
+        **ran,
+        "draws_until_gate": bool(until_gate),
         "seed": seed,
         "adaptation": adaptation if sampler == "nutpie" else "pymc default",
         "escalate": bool(escalate),
@@ -653,7 +682,8 @@ def _sample(
     seed: int,
     adaptation: str,
     progressbar: bool,
-) -> tuple[xr.DataTree, dict]:
+    stop_at: dict | None = None,
+) -> tuple[xr.DataTree, dict, Convergence | None, StopRecord | None]:
     """One sampling run with an attempt's settings.
 
     Parameters
@@ -664,6 +694,10 @@ def _sample(
         The attempt's ``draws``, ``tune``, ``target_accept`` and ``centered`` (by block).
     sampler, chains, cores, seed, adaptation, progressbar
         As in `fit` (``seed`` is the attempt's).
+    stop_at : dict, optional
+        ``{"ess_target": ..., "thresholds": ...}``: nutpie only; ``current["draws"]`` is a
+        ceiling and the run stops at the first checkpoint where the gate passes
+        (`models.stopping.sample_until`).
 
     Returns
     -------
@@ -671,6 +705,10 @@ def _sample(
         The draws and sampler statistics.
     timing : dict
         Compilation and sampling times (nutpie), or the wall time (PyMC samplers).
+    conv : Convergence or None
+        The gate's verdict on ``idata`` when the run was stopped by it (None: not run yet).
+    stop : StopRecord or None
+        What a stopping run did (None without ``stop_at``).
     """
     with threadpool_limits(limits=1, user_api="blas"):
         # Chains run in parallel on the cores; a multithreaded BLAS inside each chain's
@@ -689,8 +727,9 @@ def _sample(
                 adaptation,
                 progressbar,
                 max_depth=current.get("max_depth", DEFAULT_MAX_DEPTH),
+                stop_at=stop_at,
             )
-        return _sample_pymc(
+        idata, timing = _sample_pymc(
             md,
             priors,
             current["centered"],
@@ -704,6 +743,7 @@ def _sample(
             progressbar,
             max_depth=current.get("max_depth", DEFAULT_MAX_DEPTH),
         )
+        return idata, timing, None, None
 
 
 def _sample_nutpie(
@@ -719,6 +759,7 @@ def _sample_nutpie(
     adaptation,
     progressbar,
     max_depth=DEFAULT_MAX_DEPTH,
+    stop_at=None,
 ):
     import nutpie
 
@@ -726,19 +767,37 @@ def _sample_nutpie(
 
     compiled, info = compiled_model(md, priors, centered=centered)
     t0 = time.perf_counter()
-    idata = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
+    options = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": int(seed),
+        "target_accept": target_accept,
+        "adaptation": adaptation,
+        "progress_bar": progressbar,
+        "maxdepth": int(max_depth),
+    }
+    if stop_at is None:
+        idata = nutpie.sample(compiled, cores=cores or min(chains, os.cpu_count() or 1), **options)
+        return idata, {**info, "sampling_seconds": time.perf_counter() - t0}, None, None
+    # one thread per chain, so every chain reaches each checkpoint at about the same time
+    # (with fewer threads than chains, nutpie runs the later chains after the first finish)
+    idata, conv, stop = sample_until(
+        lambda progress: nutpie.sample(
+            compiled,
+            cores=cores or chains,
+            blocking=False,
+            progress_callback=progress,
+            progress_rate=PROGRESS_MS,
+            **options,
+        ),
         chains=chains,
-        cores=cores or min(chains, os.cpu_count() or 1),
-        seed=int(seed),
-        target_accept=target_accept,
-        adaptation=adaptation,
-        progress_bar=progressbar,
-        maxdepth=int(max_depth),
+        tune=tune,
+        ceiling=draws,
+        ess_target=stop_at["ess_target"],
+        thresholds=stop_at["thresholds"],
     )
-    return idata, {**info, "sampling_seconds": time.perf_counter() - t0}
+    return idata, {**info, "sampling_seconds": time.perf_counter() - t0}, conv, stop
 
 
 def _sample_pymc(
