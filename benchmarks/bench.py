@@ -390,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     scaling_key = "scaling" if data_kind == "continuous" else f"scaling_{data_kind}"
     previous = HERE / "results.json"
+    if a.no_scaling and not a.merge and previous.exists():  # the scaling tables are not redone: keep them
+        old = json.loads(previous.read_text())
+        results.update({k: v for k, v in old.items() if k.startswith("scaling")})
     if a.merge and previous.exists():  # keep what this run does not redo
         old = json.loads(previous.read_text())
         kept = {k: v for k, v in old.items() if k.startswith("scaling")}
