@@ -472,7 +472,7 @@ def write_table(results: dict) -> None:
         "",
         f"Date: {results['date']}. Machine: {results['machine']}. Data: synthetic, n = {results['n']:,} "
         f"people in {N_LA} LAs, {N_IND} individual + {N_AREA} LA covariates; {results['chains']} chains x "
-        f"({results['tune']} tuning + {results['draws']} draws) for the samplers. Command: "
+        f"({results['tune']} tuning + {results['draws']} draws) for plain PyMC and bambi. Command: "
         "`.venv/bin/python benchmarks/bench.py`.",
         "",
     ]
@@ -482,7 +482,8 @@ def write_table(results: dict) -> None:
         title = "random intercept" if model == "ri" else "correlated varying slope (1 + x1 | lad)"
         lines += [f"## {title}", "", _markdown(pd.DataFrame(rows)), ""]
         lines += [
-            f"Samplers: {results['chains']} chains x ({results['tune']} tuning + {results['draws']} draws).",
+            f"Plain PyMC and bambi: {results['chains']} chains x ({results['tune']} tuning + "
+            f"{results['draws']} draws).",
             "",
         ]
         if "project" in res and res["project"].get("draws"):

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "classic.json"))
     ap.add_argument("--seeds", default="1", help="comma-separated fit seeds (the first runs cold and warm)")
     ap.add_argument("--markdown", default=str(ROOT / "benchmarks" / "classic.md"))
+    ap.add_argument("--merge", action="store_true", help="add the cases run to the results file's others")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-seed", type=int, default=1, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     seeds = [int(x) for x in a.seeds.split(",")]
     cases = a.only.split(",") if a.only else list(CASES)
-    results = {}
+    results = json.loads(Path(a.out).read_text()) if a.merge and Path(a.out).exists() else {}
+    results = {c: results[c] for c in CASES if c in results}  # the table keeps the cases' order
     for case in cases:
         try:
             load(CASES[case][0])
@@ -163,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         row["glmer_s"] = glmer_seconds(case)
         results[case] = row
+        results = {c: results[c] for c in CASES if c in results}
         print(case, json.dumps(row), flush=True)
         Path(a.out).write_text(json.dumps(results, indent=1))
     Path(a.markdown).write_text(markdown(results, seeds))
@@ -191,7 +194,8 @@ def markdown(results: dict, seeds: list[int]) -> str:
     passed = total = 0
     for case, row in results.items():
         if "skipped" in row:
-            lines.append(f"| {case} | | | skipped: {row['skipped']} | | | | | | |")
+            why = " ".join(row["skipped"].split())
+            lines.append(f"| {case} | | | skipped: {why} | | | | | | |")
             continue
         cold, warm = row["cold"], row.get("warm") or {}
         formula = row["formula"].replace("|", "\\|")
