@@ -802,6 +802,7 @@ def _sample_nutpie(
             blocking=False,
             progress_callback=progress,
             progress_rate=PROGRESS_MS,
+            save_warmup=False,  # every look reads the trace: the warm-up draws only slow it
             **options,
         ),
         chains=chains,

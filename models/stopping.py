@@ -210,9 +210,13 @@ def sample_until(
     looks: list[int] = []
     target = min(first_checkpoint(ess_target, chains), ceiling)
     gate = dict(thresholds or {})
+    primed = False
     while True:
         finished = _finished(handle)
         if not finished and done[0] < target:
+            if not primed:  # the first reading of a trace costs about 0.5 s more than later ones:
+                handle.inspect()  # pay it now, while the chains run, not at a look
+                primed = True
             sleep(POLL)
             continue
         if not finished:

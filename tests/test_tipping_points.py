@@ -81,7 +81,11 @@ def smooth_fit():
     from models.area_curves import fit_smooth
 
     df = simulated_unemployment(8000, seed=3)
-    return fit_smooth("y ~ x + unemployment + (1 | lad)", df, "unemployment", chains=2, draws=1500, tune=1000)
+    # seed 2: one run passes the gate (seed 1 has one divergence in its first run and needs three
+    # runs, about 280 s; the recovery asserted below holds either way)
+    return fit_smooth(
+        "y ~ x + unemployment + (1 | lad)", df, "unemployment", chains=2, draws=1500, tune=1000, seed=2
+    )
 
 
 def test_smooth_finds_where_the_slope_changes(smooth_fit, tmp_path):
