@@ -14,9 +14,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from verdicts import made_verdict
 
 from models import build_model_data, fit, load_fit, resolve_priors
-from models.convergence import DEFAULT_THRESHOLDS, Convergence
 from models.escalation import (
     CENTRE_ABOVE,
     DEFAULT_BUDGET,
@@ -33,48 +33,6 @@ from models.escalation import (
 )
 from models.fitting import SamplerSettingsError
 
-
-def _verdict(
-    *,
-    divergences: int = 0,
-    rhat: float = 1.0,
-    bulk: float = 1000.0,
-    tail: float = 1000.0,
-    ebfmi: float = 1.0,
-    ess: float = 400.0,
-    depth_hits: int = 0,
-) -> Convergence:
-    th = {**DEFAULT_THRESHOLDS, "ess_bulk_min": ess, "ess_tail_min": ess}
-    problems = []
-    if rhat > th["rhat_max"]:
-        problems.append("R-hat")
-    if bulk < th["ess_bulk_min"]:
-        problems.append("bulk ESS")
-    if tail < th["ess_tail_min"]:
-        problems.append("tail ESS")
-    if divergences:
-        problems.append("divergences")
-    if ebfmi < th["ebfmi_min"]:
-        problems.append("E-BFMI")
-    if depth_hits:
-        problems.append("tree depth")
-    return Convergence(
-        passed=not problems,
-        max_rhat=rhat,
-        worst_rhat="Intercept",
-        min_ess_bulk=bulk,
-        worst_ess_bulk="Intercept",
-        min_ess_tail=tail,
-        worst_ess_tail="Intercept",
-        divergences=divergences,
-        n_draws=2000,
-        ebfmi=[ebfmi] * 4,
-        treedepth_hits=depth_hits,
-        problems=problems,
-        thresholds=th,
-    )
-
-
 SETTINGS = {"draws": 500, "tune": 1000, "target_accept": 0.8, "centered": {"state": False, "age": True}}
 
 
@@ -82,13 +40,13 @@ SETTINGS = {"draws": 500, "tune": 1000, "target_accept": 0.8, "centered": {"stat
 
 
 def test_converged_fit_is_not_tried_again():
-    assert next_attempt(_verdict(), SETTINGS, info={}, funnel={}, ess_target=400)[0] is None
+    assert next_attempt(made_verdict(), SETTINGS, info={}, funnel={}, ess_target=400)[0] is None
 
 
 def test_divergences_switch_the_blocks_that_show_the_funnel():
     # state: non-centred but its data are informative -> centred; age: centred, divergences at small sd
     new, why = next_attempt(
-        _verdict(divergences=12),
+        made_verdict(divergences=12),
         SETTINGS,
         info={"state": 40.0, "age": 0.5},
         funnel={"state": float("nan"), "age": -1.2},
@@ -106,7 +64,7 @@ def test_divergences_raise_target_accept_when_nothing_is_left_to_switch():
     # uninformative non-centred state, centred age whose divergences are not at small sd
     kw = {"info": {"state": 1.0, "age": 0.5}, "funnel": {"age": 0.4}, "ess_target": 400}
     while True:
-        new, why = next_attempt(_verdict(divergences=3), settings, **kw)
+        new, why = next_attempt(made_verdict(divergences=3), settings, **kw)
         if new is None:
             break
         seen.append((new["target_accept"], new["tune"]))
@@ -115,13 +73,13 @@ def test_divergences_raise_target_accept_when_nothing_is_left_to_switch():
     assert seen == [(0.9, 1000), (0.95, 1000), (0.99, 1000), (0.99, 2000), (0.99, 4000)]
     # ... which also draws for the ESS when that is short
     new, why_tune = next_attempt(
-        _verdict(divergences=1, bulk=200.0), {**SETTINGS, "target_accept": 0.99}, **kw
+        made_verdict(divergences=1, bulk=200.0), {**SETTINGS, "target_accept": 0.99}, **kw
     )
     assert (new["tune"], new["draws"]) == (2000, 1250) and "tune 1000 -> 2000" in why_tune
     assert "nothing left to switch" in why
     # a block already switched once is not switched back
     new, _ = next_attempt(
-        _verdict(divergences=3),
+        made_verdict(divergences=3),
         {**SETTINGS, "centered": {"state": True, "age": True}},
         info={"state": 40.0, "age": 0.5},
         funnel={"state": -2.0, "age": 0.0},
@@ -132,12 +90,14 @@ def test_divergences_raise_target_accept_when_nothing_is_left_to_switch():
 
 
 def test_low_ebfmi_is_treated_as_bad_geometry():
-    new, why = next_attempt(_verdict(ebfmi=0.1), SETTINGS, info={"state": 10.0}, funnel={}, ess_target=400)
+    new, why = next_attempt(
+        made_verdict(ebfmi=0.1), SETTINGS, info={"state": 10.0}, funnel={}, ess_target=400
+    )
     assert new["centered"]["state"] is True and "E-BFMI" in why
     # a factor nested with another is not centred by escalation either
     nested = {"state": ["region"], "age": []}
     new, why = next_attempt(
-        _verdict(ebfmi=0.1),
+        made_verdict(ebfmi=0.1),
         SETTINGS,
         info={"state": 10.0, "age": 50.0},
         funnel={},
@@ -148,40 +108,42 @@ def test_low_ebfmi_is_treated_as_bad_geometry():
 
 
 def test_low_ess_draws_what_the_ess_per_draw_says():
-    new, why = next_attempt(_verdict(bulk=200.0, tail=300.0), SETTINGS, info={}, funnel={}, ess_target=400)
+    new, why = next_attempt(
+        made_verdict(bulk=200.0, tail=300.0), SETTINGS, info={}, funnel={}, ess_target=400
+    )
     # 500 draws gave 200: 400 needs 1000, times the safety margin 1.25 -> 1250
     assert new["draws"] == draws_for_ess(500, 200.0, 400) == 1250
     assert new["target_accept"] == 0.8 and new["centered"] == SETTINGS["centered"]
     assert why.startswith("bulk ESS 200 < 400") and "500 -> 1250" in why
     # a nearly sufficient ESS still adds at least half the draws
-    new, _ = next_attempt(_verdict(tail=390.0), SETTINGS, info={}, funnel={}, ess_target=400)
+    new, _ = next_attempt(made_verdict(tail=390.0), SETTINGS, info={}, funnel={}, ess_target=400)
     assert new["draws"] == 750
     # R-hat alone: twice the draws
-    new, why = next_attempt(_verdict(rhat=1.02), SETTINGS, info={}, funnel={}, ess_target=400)
+    new, why = next_attempt(made_verdict(rhat=1.02), SETTINGS, info={}, funnel={}, ess_target=400)
     assert new["draws"] == 1000 and why.startswith("R-hat 1.020")
     # an ESS target above the gate's
-    new, _ = next_attempt(_verdict(bulk=1000.0, ess=4000), SETTINGS, info={}, funnel={}, ess_target=4000)
+    new, _ = next_attempt(made_verdict(bulk=1000.0, ess=4000), SETTINGS, info={}, funnel={}, ess_target=4000)
     assert new["draws"] == 2500
 
 
 def test_tree_depth_hits_raise_the_maximum_depth_once():
     kw = {"info": {}, "funnel": {}, "ess_target": 400}
     # alone: only the depth changes
-    new, why = next_attempt(_verdict(depth_hits=1), SETTINGS, **kw)
+    new, why = next_attempt(made_verdict(depth_hits=1), SETTINGS, **kw)
     assert new == {**SETTINGS, "max_depth": 12}
     assert why == "1 transitions at the maximum tree depth: maxdepth 10 -> 12"
     # with divergences: the geometry step and the depth together
-    new, why = next_attempt(_verdict(divergences=2, depth_hits=3), SETTINGS, **kw)
+    new, why = next_attempt(made_verdict(divergences=2, depth_hits=3), SETTINGS, **kw)
     assert new["centered"]["age"] is False and new["max_depth"] == 12  # age: centred, not pinned
     assert why.startswith("2 divergences") and why.endswith("maxdepth 10 -> 12")
     # with short ESS: more draws and the depth
-    new, why = next_attempt(_verdict(bulk=200.0, depth_hits=3), SETTINGS, **kw)
+    new, why = next_attempt(made_verdict(bulk=200.0, depth_hits=3), SETTINGS, **kw)
     assert (new["draws"], new["max_depth"]) == (1250, 12)
     # at the last step: nothing more for the depth; stop when nothing else helps
-    new, why = next_attempt(_verdict(depth_hits=1), {**SETTINGS, "max_depth": 12}, **kw)
+    new, why = next_attempt(made_verdict(depth_hits=1), {**SETTINGS, "max_depth": 12}, **kw)
     assert new is None and why == "1 transitions at the maximum tree depth at maxdepth 12, the last step"
     # ... but other problems are still worked on, at the raised depth
-    new, _ = next_attempt(_verdict(bulk=200.0, depth_hits=1), {**SETTINGS, "max_depth": 12}, **kw)
+    new, _ = next_attempt(made_verdict(bulk=200.0, depth_hits=1), {**SETTINGS, "max_depth": 12}, **kw)
     assert (new["draws"], new["max_depth"]) == (1250, 12)
     line = describe_attempt(
         {

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from verdicts import made_verdict
 
 from models import fit
-from models.convergence import DEFAULT_THRESHOLDS, Convergence
 from models.stopping import (
     GROWTH,
     LOOK_SAFETY,
@@ -25,32 +25,8 @@ from models.stopping import (
 )
 
 
-def _conv(*, rhat=1.0, bulk=5000.0, tail=5000.0, div=0, depth=0, ess_target=400.0) -> Convergence:
-    th = {**DEFAULT_THRESHOLDS, "ess_bulk_min": ess_target, "ess_tail_min": ess_target}
-    problems = []
-    if rhat > th["rhat_max"]:
-        problems.append("rhat")
-    if min(bulk, tail) < ess_target:
-        problems.append("ess")
-    if div:
-        problems.append("div")
-    if depth:
-        problems.append("depth")
-    return Convergence(
-        passed=not problems,
-        max_rhat=rhat,
-        worst_rhat="x",
-        min_ess_bulk=bulk,
-        worst_ess_bulk="x",
-        min_ess_tail=tail,
-        worst_ess_tail="x",
-        divergences=div,
-        n_draws=0,
-        ebfmi=[1.0],
-        treedepth_hits=depth,
-        problems=problems,
-        thresholds=th,
-    )
+def _conv(*, rhat=1.0, bulk=5000.0, tail=5000.0, div=0, depth=0, ess_target=400.0):
+    return made_verdict(rhat=rhat, bulk=bulk, tail=tail, divergences=div, depth_hits=depth, ess=ess_target)
 
 
 # ----------------------------------------------------------------------------- the rule
