@@ -246,17 +246,17 @@ def first_draws(ess: float, chains: int, *, ceiling: bool = False) -> int:
     before it, a hard one gets the draws it needs without a second warm-up.
     """
     factor = CEILING_FACTOR if ceiling else FIRST_RUN_FACTOR
-    return max(MIN_DRAWS, _round_up(factor * ess / chains))
+    return max(MIN_DRAWS, round_up(factor * ess / chains))
 
 
 def draws_for_ess(draws: int, ess_seen: float, ess_target: float) -> int:
     """Draws per chain that reach ``ess_target`` at the ESS per draw seen (times `SAFETY`)."""
     if not ess_seen > 0 or not math.isfinite(ess_seen):
         return 4 * draws
-    return _round_up(draws * SAFETY * ess_target / ess_seen)
+    return round_up(draws * SAFETY * ess_target / ess_seen)
 
 
-def _round_up(x: float, step: int = 50) -> int:
+def round_up(x: float, step: int = 50) -> int:
     """``x`` rounded up to a multiple of ``step``."""
     return int(math.ceil(x / step) * step)
 
@@ -396,9 +396,9 @@ def _geometry_or_draws(
             draws = draws_for_ess(settings["draws"], worst, ess_target)
             why = f"{kind} ESS {worst:.0f} < {ess_target:.0f}"
         else:
-            draws = _round_up(2 * settings["draws"])
+            draws = round_up(2 * settings["draws"])
             why = f"R-hat {conv.max_rhat:.3f}"
-        draws = max(draws, _round_up(1.5 * settings["draws"]))
+        draws = max(draws, round_up(1.5 * settings["draws"]))
         new["draws"] = draws
         return new, f"{why}: {settings['draws']} -> {draws} draws per chain"
     return None, "nothing in the policy helps: " + "; ".join(conv.problems)

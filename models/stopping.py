@@ -41,7 +41,7 @@ import numpy as np
 import xarray as xr
 
 from models.convergence import Convergence, check_convergence
-from models.escalation import MIN_DRAWS
+from models.escalation import MIN_DRAWS, round_up
 
 #: The first look is at this many draws per unit of ESS asked for (over all chains).
 FIRST_LOOK = 2.5
@@ -63,7 +63,7 @@ def first_checkpoint(ess_target: float, chains: int) -> int:
     """Draws per chain of the first look: `FIRST_LOOK` times the ESS asked for over all chains
     (nutpie's worst parameter gives 0.3-1 bulk ESS per draw), at least
     `models.escalation.MIN_DRAWS`."""
-    return max(MIN_DRAWS, _round_up(FIRST_LOOK * ess_target / max(chains, 1)))
+    return max(MIN_DRAWS, round_up(FIRST_LOOK * ess_target / max(chains, 1), STEP))
 
 
 def next_checkpoint(length: int, conv: Convergence, ess_target: float, ceiling: int) -> int | None:
@@ -101,7 +101,7 @@ def next_checkpoint(length: int, conv: Convergence, ess_target: float, ceiling: 
         ok = math.isfinite(excess) and allowed > 0
         need = max(need, length * LOOK_SAFETY * excess / allowed if ok else MAX_GROWTH * length)
     need = min(max(need, GROWTH * length), MAX_GROWTH * length)
-    return int(min(ceiling, _round_up(need)))
+    return int(min(ceiling, round_up(need, STEP)))
 
 
 def stop_reason(conv: Convergence, length: int, ceiling: int) -> str:
@@ -252,7 +252,3 @@ def _finished(handle) -> bool:
         return bool(handle.is_finished)
     except TimeoutError:
         return False
-
-
-def _round_up(x: float, step: int = STEP) -> int:
-    return int(math.ceil(x / step) * step)
