@@ -188,14 +188,8 @@ def _compile(model) -> object:
 
 @contextlib.contextmanager
 def _plain_copy_callbacks() -> Iterator[None]:
-    """nutpie's C callbacks with the gradient and the traced values copied by a loop.
-
-    nutpie's own (``nutpie.compile_pymc._make_c_logp_func`` and ``_make_c_expand_func``)
-    copy with ``out[...] = grad`` and test ``np.all(np.isfinite(out))``: numba then types
-    and compiles the broadcasting error message of the slice assignment (string
-    formatting of shapes) and ``np.all``, about 3 s of every process's first compilation.
-    These do the same with loops: same values, same return codes.
-    """
+    """nutpie's C callbacks replaced by `_make_c_logp_func` and `_make_c_expand_func`:
+    generated code that numba compiles in about half the time (see there)."""
     import nutpie.compile_pymc as ncp
 
     saved = ncp._make_c_logp_func, ncp._make_c_expand_func
@@ -206,12 +200,93 @@ def _plain_copy_callbacks() -> Iterator[None]:
         ncp._make_c_logp_func, ncp._make_c_expand_func = saved
 
 
-def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
-    """`nutpie.compile_pymc._make_c_logp_func`, copying the gradient by a loop."""
-    import numba
-    from nutpie.compile_pymc import make_extraction_fn
+def _data_reads(shared_data: dict, keys: list[str], record_dtype: np.dtype, env: dict) -> list[str]:
+    """Lines of generated code that bind ``a0, a1, ...`` to the model's arrays, read from
+    nutpie's ``user_data`` record (bound to ``user_data_``).
 
-    extract = make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
+    nutpie's callbacks (``nutpie.compile_pymc.make_extraction_fn``) type the record and unroll
+    a loop of inlined overloads over its fields. The record type is new in every compilation
+    (its field names are random), and numba retyped the whole callback after each inlined
+    field: 2-4 s of every new structure. The record holds only 8-byte words (each array's
+    address, size and shape), so these lines read them at word offsets fixed here: the same
+    arrays from the same record, in code that numba types once.
+    """
+    shared = record_dtype["shared"]
+    base = record_dtype.fields["shared"][1]
+    if record_dtype.itemsize % 8 or any(
+        shared[part][k].base.itemsize != 8 for part in ("data", "size", "shape") for k in keys
+    ):
+        raise TypeError("nutpie's data record is not made of 8-byte words")
+
+    def word(part: str, key: str) -> int:
+        return (base + shared.fields[part][1] + shared[part].fields[key][1]) // 8
+
+    lines = [f"u = numba.carray(user_data_, ({record_dtype.itemsize // 8},), np.uint64)"]
+    for i, key in enumerate(keys):
+        value = shared_data[key]
+        env[f"dtype{i}"] = value.dtype
+        size = f"int(u[{word('size', key)}])"
+        data = f"numba.carray(address_as_void_pointer(u[{word('data', key)}]), ({size},), dtype{i})"
+        dims = [f"int(u[{word('shape', key) + j}])" for j in range(value.ndim)]
+        shape = f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+        lines.append(f"a{i} = {data}.reshape({shape})")
+    return lines
+
+
+def _callback(source: str, name: str, env: dict):
+    """The Python function ``name`` defined by the generated ``source``."""
+    import numba
+    from nutpie.compile_pymc import address_as_void_pointer
+
+    env |= {"numba": numba, "np": np, "address_as_void_pointer": address_as_void_pointer}
+    exec(compile(source, f"<sameplace {name}>", "exec"), env)
+    return env[name]
+
+
+def _indent(lines: list[str], depth: int) -> str:
+    return "".join(" " * depth + line + "\n" for line in lines)
+
+
+def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
+    """`nutpie.compile_pymc._make_c_logp_func`, with the data read by `_data_reads` and the
+    gradient copied by a loop.
+
+    nutpie copies with ``out[...] = grad`` and tests ``np.all(np.isfinite(out))``: numba then
+    types and compiles the broadcasting error message of the slice assignment (string
+    formatting of shapes) and ``np.all``, about 3 s of every process's first compilation.
+    The reads are written into the callback itself: a separate function would link the
+    model's whole LLVM code into its own library, and the callback would generate it a
+    second time. Same values, same return codes.
+    """
+    import numba
+
+    env = {"inner": logp_fn}
+    reads = _data_reads(shared_data, shared_keys, user_data.dtype, env)
+    args = "".join(f", a{i}" for i in range(len(shared_keys)))
+    source = f"""
+def logp_numba(dim, x_, out_, logp_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    try:
+        x = numba.carray(x_, ({n_dim},))
+        out = numba.carray(out_, ({n_dim},))
+        logp = numba.carray(logp_, ())
+{_indent(reads, 8)}        logp_val, grad = inner(x{args})
+        if grad.shape[0] != {n_dim}:
+            return 1
+        logp[()] = logp_val
+        finite = True
+        for i in range({n_dim}):
+            out[i] = grad[i]
+            finite = finite and np.isfinite(grad[i])
+        if not finite:
+            return 3
+        if not np.isfinite(logp_val):
+            return 4
+    except Exception:
+        return 1
+    return 0
+"""
     c_sig = numba.types.int64(
         numba.types.uint64,
         numba.types.CPointer(numba.types.double),
@@ -219,39 +294,35 @@ def _make_c_logp_func(n_dim, logp_fn, user_data, shared_keys, shared_data):
         numba.types.CPointer(numba.types.double),
         numba.types.voidptr,
     )
-
-    def logp_numba(dim, x_, out_, logp_, user_data_):
-        if dim != n_dim:
-            return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_dim,))
-            logp = numba.carray(logp_, ())
-            logp_val, grad = extract(x, user_data_)
-            if grad.shape[0] != n_dim:
-                return 1
-            logp[()] = logp_val
-            finite = True
-            for i in range(n_dim):
-                out[i] = grad[i]
-                finite = finite and np.isfinite(grad[i])
-            if not finite:
-                return 3
-            if not np.isfinite(logp_val):
-                return 4
-        except Exception:  # noqa: BLE001
-            return 1
-        return 0
-
-    return logp_numba, c_sig
+    return _callback(source, "logp_numba", env), c_sig
 
 
 def _make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys, shared_data):
-    """`nutpie.compile_pymc._make_c_expand_func`, copying the values by a loop."""
+    """`nutpie.compile_pymc._make_c_expand_func`, with the data read by `_data_reads` and the
+    values copied by a loop (as `_make_c_logp_func`)."""
     import numba
-    from nutpie.compile_pymc import make_extraction_fn
 
-    extract = make_extraction_fn(expand_fn, shared_data, shared_var_keys, user_data.dtype)
+    env = {"inner": expand_fn}
+    reads = _data_reads(shared_data, shared_var_keys, user_data.dtype, env)
+    args = "".join(f", a{i}" for i in range(len(shared_var_keys)))
+    source = f"""
+def expand_numba(dim, expanded, x_, out_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    if expanded != {n_expanded}:
+        return -1
+    try:
+        x = numba.carray(x_, ({n_dim},))
+        out = numba.carray(out_, ({n_expanded},))
+{_indent(reads, 8)}        (values,) = inner(x{args})
+        if values.shape[0] != {n_expanded}:
+            return -2
+        for i in range({n_expanded}):
+            out[i] = values[i]
+    except Exception:
+        return -2
+    return 0
+"""
     c_sig = numba.types.int64(
         numba.types.uint64,
         numba.types.uint64,
@@ -259,25 +330,7 @@ def _make_c_expand_func(n_dim, n_expanded, expand_fn, user_data, shared_var_keys
         numba.types.CPointer(numba.types.double),
         numba.types.voidptr,
     )
-
-    def expand_numba(dim, expanded, x_, out_, user_data_):
-        if dim != n_dim:
-            return -1
-        if expanded != n_expanded:
-            return -1
-        try:
-            x = numba.carray(x_, (n_dim,))
-            out = numba.carray(out_, (n_expanded,))
-            (values,) = extract(x, user_data_)
-            if values.shape[0] != n_expanded:
-                return -2
-            for i in range(n_expanded):
-                out[i] = values[i]
-        except Exception:  # noqa: BLE001
-            return -2
-        return 0
-
-    return expand_numba, c_sig
+    return _callback(source, "expand_numba", env), c_sig
 
 
 # --------------------------------------------------------------------------- locations and keys
