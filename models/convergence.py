@@ -38,7 +38,7 @@ DEFAULT_THRESHOLDS = {
     "treedepth_hits_max": 0,
 }
 
-_INTERNAL_PREFIXES = ("z_", "chol_")
+_INTERNAL_PREFIXES = ("z_", "chol_", "m_")
 
 
 @dataclass

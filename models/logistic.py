@@ -12,7 +12,9 @@ j = g[i] and slope design z_gi:
 Non-centred by default: r_g[j] = L_g z_g[j], z ~ Normal(0, 1), L_g the Cholesky factor
 of the covariance. ``centered=True`` samples r_g directly; a dict ``{block name: bool}``
 chooses per block (`centring_by_block`; `models.fitting.fit` picks it from the data by
-default, `models.escalation.choose_centring`). While sampling, fixed predictors
+default, `models.escalation.choose_centring`). One centred random intercept is sampled
+centred on the intercept, ``m_g[j] ~ Normal(Intercept_c, sd_g)``, ``r_g = m_g -
+Intercept_c`` (`intercept_centred_block`). While sampling, fixed predictors
 are centred at their means (``Intercept_c`` is the log-odds at average predictors) and the
 intercept on the original scale is recovered as a deterministic, as brms does.
 
@@ -154,10 +156,16 @@ def hierarchical_logistic(
                 pm.Deterministic("Intercept", intercept_c - pt.dot(x_bar, b))
             else:
                 pm.Deterministic("Intercept", intercept_c)
+        on_intercept = intercept_centred_block(md, by_block)
         effects = [
             bym2_effects(block, priors)  # car(g, type = "bym2"): models.spatial
             if block.spatial
-            else _group_effects(block, priors, centered=by_block[block.name])
+            else _group_effects(
+                block,
+                priors,
+                centered=by_block[block.name],
+                mean=intercept_c if block.name == on_intercept else None,
+            )
             for block in md.blocks
         ]
         if md.group_weights:  # areas sampled with unequal probability (models.weights)
@@ -189,8 +197,34 @@ def _fixed_slopes(md: ModelData, priors: dict[str, Prior]):
     return pm.Deterministic("b", pt.stack(parts), dims="coef")
 
 
-def _group_effects(block: GroupBlock, priors: dict[str, Prior], *, centered: bool):
-    """The effects ``r_g`` (levels x terms) of one ``(terms | factor)`` block, with their priors."""
+def intercept_centred_block(md: ModelData, by_block: Mapping[str, bool]) -> str | None:
+    """The block whose levels are sampled centred on the intercept, if any.
+
+    Hierarchical centring (Gelfand, Sahu and Carlin 1995): for a centred random intercept,
+    ``m_g[j] = Intercept_c + r_g[j] ~ Normal(Intercept_c, sd_g)`` is sampled and
+    ``r_g = m_g - Intercept_c`` recorded. The density is the same (the map has Jacobian 1);
+    what changes is the geometry: with ``r_g`` free, ``Intercept_c`` and the mean of the
+    ``r_g`` trade off against each other when the levels are informative (the data fix only
+    their sum), and a diagonal mass matrix cannot follow that ridge. With ``m_g`` free,
+    ``Intercept_c`` is informed by the spread of the ``m_g`` alone.
+
+    The first block that is centred, not spatial and an intercept only (``(1 | g)``), in a
+    model with an intercept and no area sampling weights; None otherwise.
+    """
+    if not md.has_intercept or md.group_weights:
+        return None
+    for block in md.blocks:
+        if by_block.get(block.name) and not block.spatial and list(block.terms) == ["Intercept"]:
+            return block.name
+    return None
+
+
+def _group_effects(block: GroupBlock, priors: dict[str, Prior], *, centered: bool, mean=None):
+    """The effects ``r_g`` (levels x terms) of one ``(terms | factor)`` block, with their priors.
+
+    ``mean`` (centred intercept blocks only, `intercept_centred_block`): the levels are
+    sampled as ``m_g ~ Normal(mean, sd_g)`` and ``r_g = m_g - mean``.
+    """
     g, k = block.name, len(block.terms)
     dims = (block.dim, block.term_dim)
     sd_prior = priors[f"sd_{g}"]
@@ -206,6 +240,9 @@ def _group_effects(block: GroupBlock, priors: dict[str, Prior], *, centered: boo
         z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)
         return pm.Deterministic(f"r_{g}", pt.dot(z, chol.T), dims=dims)
     sd = sd_prior.dist(f"sd_{g}", dims=block.term_dim)
+    if centered and mean is not None:
+        m = pm.Normal(f"m_{g}", mean, sd, dims=dims)
+        return pm.Deterministic(f"r_{g}", m - mean, dims=dims)
     if centered:
         return pm.Normal(f"r_{g}", 0.0, sd, dims=dims)
     z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)

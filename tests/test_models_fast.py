@@ -25,7 +25,7 @@ from scipy.special import gammaln
 
 from models import build_model_data, resolve_priors
 from models.kernels import exp_neg, log1p_unit
-from models.logistic import hierarchical_logistic
+from models.logistic import hierarchical_logistic, intercept_centred_block
 from models.ops import glmm_loglik
 from models.sampling_form import data_values, sampling_layout, structure_key
 
@@ -95,9 +95,11 @@ def test_sampling_form_has_the_same_log_density_and_gradient(df, formula, center
     # same free parameters (names and shapes) and the same reported variables
     assert [v.name for v in plain.value_vars] == [v.name for v in fast.value_vars]
     assert [d.name for d in plain.deterministics] == [d.name for d in fast.deterministics]
-    if isinstance(centered, dict):  # each block as chosen: r_<g> sampled (centred) or z_<g>
+    if isinstance(centered, dict):  # each block as chosen: r_<g> (or m_<g>) sampled (centred) or z_<g>
         free = {v.name for v in plain.value_vars}
-        assert {g: f"r_{g}" in free and f"z_{g}" not in free for g in centered} == centered
+        on_intercept = intercept_centred_block(md, centered)
+        sampled = {g: f"m_{g}" if g == on_intercept else f"r_{g}" for g in centered}
+        assert {g: sampled[g] in free and f"z_{g}" not in free for g in centered} == centered
     reported = [v.name for v in (*plain.free_RVs, *plain.deterministics)]
     assert {k: plain.named_vars_to_dims.get(k) for k in reported} == {
         k: fast.named_vars_to_dims.get(k) for k in reported

@@ -19,6 +19,7 @@ from models import (
     resolve_priors,
     sample_prior_predictive,
 )
+from models.logistic import intercept_centred_block
 
 
 @pytest.fixture(scope="module")
@@ -82,22 +83,37 @@ def test_correlated_block_has_lkj_and_labelled_dims(df):
 
 
 def test_centred_and_non_centred_have_the_same_density_of_r(df):
+    """The centred random intercept is sampled on the intercept, m = Intercept_c + r (Jacobian
+    1); the non-centred one as z = r / sd (Jacobian sd per level). At matching points the joint
+    log densities differ by exactly those Jacobians, and both record the same r."""
     md = build_model_data("y ~ x + (1 | lad)", df)
     pri = resolve_priors(md)
     nc = hierarchical_logistic(md, pri, centered=False)
     c = hierarchical_logistic(md, pri, centered=True)
     assert "z_lad" in nc.named_vars and "z_lad" not in c.named_vars
-    assert "r_lad" in {v.name for v in c.free_RVs}
-    # same likelihood at matching points: r = z * sd
+    assert intercept_centred_block(md, {"lad": True}) == "lad"
+    assert "m_lad" in {v.name for v in c.free_RVs} and "r_lad" in {v.name for v in c.deterministics}
     rng = np.random.default_rng(0)
     r = rng.normal(0, 0.5, size=(12, 1))
     point_c = c.initial_point()
-    point_c["r_lad"] = r
-    point_nc = nc.initial_point()
-    point_nc["z_lad"] = r / np.exp(point_nc["sd_lad_log__"])
+    point_c |= {"Intercept_c": 0.7, "b": np.array([0.3]), "sd_lad_log__": np.array([-0.4])}
+    point_c["m_lad"] = 0.7 + r
+    point_nc = {k: v for k, v in point_c.items() if k != "m_lad"}
+    point_nc["z_lad"] = r / np.exp(-0.4)
+    # same likelihood
     ll_c = c.compile_logp(vars=c.observed_RVs)(point_c)
     ll_nc = nc.compile_logp(vars=nc.observed_RVs)(point_nc)
     np.testing.assert_allclose(ll_c, ll_nc, rtol=1e-10)
+    # same joint density of (Intercept_c, b, sd, r): z's density carries sd^12
+    lp_c, lp_nc = c.compile_logp()(point_c), nc.compile_logp()(point_nc)
+    np.testing.assert_allclose(lp_nc, lp_c + 12 * -0.4, rtol=1e-10)
+    (r_graph,) = c.replace_rvs_by_values([c["r_lad"]])
+    r_c = c.compile_fn(r_graph, inputs=c.value_vars, on_unused_input="ignore")(point_c)
+    np.testing.assert_allclose(r_c, r, rtol=1e-12)
+    # a model without an intercept, or a random slope, keeps r itself
+    assert intercept_centred_block(build_model_data("y ~ 0 + x + (1 | lad)", df), {"lad": True}) is None
+    assert intercept_centred_block(build_model_data("y ~ x + (1 + x | lad)", df), {"lad": True}) is None
+    assert intercept_centred_block(md, {"lad": False}) is None
 
 
 def test_binomial_equals_expanded_bernoulli(df):
