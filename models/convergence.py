@@ -77,9 +77,19 @@ class Convergence:
         return cls(**json.loads(text))
 
 
+#: The sample statistics the gate reads (divergences, E-BFMI, tree-depth hits; both samplers' names).
+GATE_STATS = ("diverging", "energy", "maxdepth_reached", "reached_max_treedepth")
+
+
+def is_checked(name: str) -> bool:
+    """Whether the gate checks the posterior variable ``name`` (not a sampler-internal
+    ``z_``, ``chol_`` or ``m_`` variable, whose recorded transforms it checks instead)."""
+    return not str(name).startswith(_INTERNAL_PREFIXES)
+
+
 def checked_variables(posterior: xr.Dataset) -> list[str]:
     """Posterior variables the gate checks."""
-    return [v for v in posterior.data_vars if not str(v).startswith(_INTERNAL_PREFIXES)]
+    return [v for v in posterior.data_vars if is_checked(v)]
 
 
 def _constant_masked(stat: xr.Dataset, constant: xr.Dataset, worst: float) -> xr.Dataset:

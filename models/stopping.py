@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from models.convergence import Convergence, check_convergence
+from models.convergence import GATE_STATS, Convergence, check_convergence, is_checked
 from models.escalation import MIN_DRAWS, round_up
 
 #: The first look is at this many draws per unit of ESS asked for (over all chains).
@@ -128,6 +128,66 @@ def drawn_per_chain(tree: xr.DataTree) -> np.ndarray:
     return (~np.isnan(first)).sum(axis=1)
 
 
+def gate_trace(handle) -> xr.DataTree:
+    """What the gate reads of a running nutpie sampler, straight from its Arrow trace.
+
+    The checked posterior variables (`models.convergence.is_checked`) and the statistics
+    in `models.convergence.GATE_STATS`, retained draws only, each chain padded with NaN
+    (False, 0) to the longest as nutpie pads them: the same values as in
+    ``handle.inspect()``, without building the whole trace (every internal variable and
+    statistic, the warm-up) as ArviZ data at each look. A handle that is not nutpie's
+    background sampler, or a trace that is not held as Arrow, is read with
+    ``handle.inspect()``.
+    """
+    import pyarrow as pa
+
+    sampler, compiled = getattr(handle, "_sampler", None), getattr(handle, "_compiled_model", None)
+    if sampler is None or compiled is None:
+        return handle.inspect()
+    results = sampler.inspect()
+    if not results.is_arrow():
+        return handle.inspect()
+    draw_batches, stat_batches = results.get_arrow_trace()
+    tuned = [int(pa.array(s.column("tuning")).to_numpy(zero_copy_only=False).sum()) for s in stat_batches]
+    kept = [d.num_rows - t for d, t in zip(draw_batches, tuned, strict=True)]
+    longest = max(kept, default=0)
+    coords = {name: list(values) for name, values in compiled.coords.items()}
+
+    def group(batches, wanted) -> xr.Dataset:
+        arrays, dims = {}, {}
+        for chain, (batch, start) in enumerate(zip(batches, tuned, strict=True)):
+            for name in batch.column_names:
+                if not wanted(name):
+                    continue
+                col = batch.column(name)
+                meta = col.field.metadata
+                shape = [int(v) for v in meta[b"shape"].decode().split(",")] if meta.get(b"shape") else []
+                names = meta[b"dims"].decode().split(",") if meta.get(b"dims") else []
+                values = pa.array(col)
+                if values.null_count:
+                    raise ValueError(f"missing values in {name!r}")
+                if hasattr(values, "flatten"):
+                    values = values.flatten()
+                values = values.to_numpy(zero_copy_only=False).reshape(-1, *shape)[start:]
+                if name not in arrays:
+                    fill = np.nan if values.dtype.kind == "f" else 0
+                    arrays[name] = np.full((len(batches), longest, *shape), fill, dtype=values.dtype)
+                    dims[name] = ("chain", "draw", *(names or [f"{name}_dim_{i}" for i in range(len(shape))]))
+                arrays[name][chain, : values.shape[0]] = values
+        used = {d for ds in dims.values() for d in ds}
+        return xr.Dataset(
+            {name: (dims[name], arr) for name, arr in arrays.items()},
+            coords={d: coords[d] for d in used if d in coords},
+        )
+
+    try:
+        posterior = group(draw_batches, is_checked)
+        stats = group(stat_batches, lambda name: name in GATE_STATS)
+    except ValueError:  # null entries: leave them to nutpie's own reading
+        return handle.inspect()
+    return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+
+
 def truncated(tree: xr.DataTree, length: int) -> xr.DataTree:
     """The tree with the first ``length`` retained draws of each chain (warm-up groups whole)."""
     groups = {}
@@ -210,18 +270,14 @@ def sample_until(
     looks: list[int] = []
     target = min(first_checkpoint(ess_target, chains), ceiling)
     gate = dict(thresholds or {})
-    primed = False
     while True:
         finished = _finished(handle)
         if not finished and done[0] < target:
-            if not primed:  # the first reading of a trace costs about 0.5 s more than later ones:
-                handle.inspect()  # pay it now, while the chains run, not at a look
-                primed = True
             sleep(POLL)
             continue
         if not finished:
             handle.pause()
-        tree = handle.wait() if finished else handle.inspect()
+        tree = handle.wait() if finished else gate_trace(handle)
         counts = drawn_per_chain(tree)
         common = int(counts.min()) if counts.size else 0
         while common >= target:

@@ -13,12 +13,17 @@ import xarray as xr
 from verdicts import made_verdict
 
 from models import fit
+from models.compiled import compiled_model
+from models.convergence import GATE_STATS, check_convergence, checked_variables
+from models.formula import build_model_data
+from models.priors import resolve_priors
 from models.stopping import (
     GROWTH,
     LOOK_SAFETY,
     MAX_GROWTH,
     drawn_per_chain,
     first_checkpoint,
+    gate_trace,
     next_checkpoint,
     sample_until,
     truncated,
@@ -227,3 +232,52 @@ def test_given_draws_are_drawn_in_full(easy):
     f = _fit(easy, seed=8, centered=False, draws=300)
     assert f.attempts[0]["draws"] == 300 and "looks" not in f.attempts[0]
     assert not f.settings["draws_until_gate"]
+
+
+def test_the_gate_reads_a_running_sampler_as_nutpie_does(easy):
+    """`gate_trace` (the Arrow trace read directly) equals nutpie's own reading of the same
+    paused sampler: the checked variables, the gate's statistics, and the gate's verdict."""
+    import time
+
+    import nutpie
+
+    md = build_model_data("y ~ x + (1 + x | g)", easy)
+    compiled, _ = compiled_model(md, resolve_priors(md, None), centered=False)
+    handle = nutpie.sample(
+        compiled,
+        draws=2000,
+        tune=100,
+        chains=3,
+        cores=3,
+        seed=3,
+        blocking=False,
+        progress_bar=False,
+        save_warmup=False,
+    )
+    try:
+        time.sleep(1.5)
+        handle.pause()
+        light, full = gate_trace(handle), handle.inspect()
+    finally:
+        handle.abort()
+    post, ref = light["posterior"].to_dataset(), full["posterior"].to_dataset()
+    assert sorted(post.data_vars) == sorted(checked_variables(ref))
+    assert {"r_g", "sd_g", "cor_g", "b", "Intercept"} <= set(post.data_vars)
+    assert post.sizes["draw"] > 50  # some draws past tuning, chains padded alike
+    for name in post.data_vars:
+        assert post[name].dims == ref[name].dims
+        np.testing.assert_array_equal(post[name].values, ref[name].values)
+    assert list(post["r_g"].coords["g"].values) == list(ref["r_g"].coords["g"].values)
+    stats = light["sample_stats"].to_dataset()
+    assert set(stats.data_vars) == set(GATE_STATS) & set(full["sample_stats"].data_vars)
+    for name in stats.data_vars:
+        np.testing.assert_array_equal(stats[name].values, full["sample_stats"][name].values)
+    n = int(drawn_per_chain(light).min())
+    assert np.array_equal(drawn_per_chain(light), drawn_per_chain(full))
+    a, b = check_convergence(truncated(light, n)), check_convergence(truncated(full, n))
+    assert (a.max_rhat, a.min_ess_bulk, a.min_ess_tail, a.worst_rhat) == (
+        b.max_rhat,
+        b.min_ess_bulk,
+        b.min_ess_tail,
+        b.worst_rhat,
+    )
