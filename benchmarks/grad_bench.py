@@ -4,6 +4,7 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/grad_bench.py                  # random intercept, n = 25,000
     .venv/bin/python benchmarks/grad_bench.py --model slope    # correlated varying slope
+    .venv/bin/python benchmarks/grad_bench.py --model slope --sorted   # rows sorted by LA
 
 Forms (`models.logistic.hierarchical_logistic`): ``plain`` (observed ``pm.Bernoulli``,
 advanced indexing) and ``fast`` (``fast_likelihood=True``: `models.ops.glmm_loglik`, what
@@ -12,6 +13,8 @@ nutpie samples by default). Each is compiled exactly as `models.compiled` does
 nutpie's sampler calls (``compiled_logp_func``) is timed through ctypes on one thread with
 single-threaded BLAS, the forms alternating in rounds so that load from other jobs on the
 machine affects all alike. Reported: median ms per gradient and the ratio to ``plain``.
+``--sorted`` sorts the people by LA first, as survey files often are (the sampling form
+stores them interleaved by LA, `models.sampling_form.interleaving`).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--centered", action="store_true")
+    ap.add_argument("--sorted", action="store_true", help="people sorted by LA")
     ap.add_argument("--forms", nargs="+", choices=list(FORMS), default=["plain", "fast"])
     args = ap.parse_args()
     forms = ["plain", *[f for f in args.forms if f != "plain"]]
@@ -95,6 +99,8 @@ def main() -> None:
     from models.priors import resolve_priors
 
     df, formula = make_data(args.n, slope=args.model == "slope")
+    if args.sorted:
+        df = df.sort_values("lad", kind="stable", ignore_index=True)
     md = build_model_data(formula, df)
     priors = resolve_priors(md, None)
     with threadpool_limits(limits=1):
@@ -119,7 +125,7 @@ def main() -> None:
             for f in forms:
                 times[f].append(_time(calls[f], x, args.reps))
     base = float(np.median(times["plain"]))
-    print(f"model={args.model} n={args.n} n_dim={n_dim} centered={args.centered}")
+    print(f"model={args.model} n={args.n} n_dim={n_dim} centered={args.centered} sorted={args.sorted}")
     print(f"ms per logp+gradient, median of {args.rounds} rounds x {args.reps} calls, one thread:")
     for f in forms:
         med = float(np.median(times[f]))

@@ -111,7 +111,8 @@ def sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]]
     factor; the block whose factor makes the most columns constant carries them (the
     first such block on ties), the rest are read per row. Rows pool into binomial cells
     when the distinct combinations of what the likelihood reads number at most
-    `POOL_BELOW` of the rows (categorical individual predictors).
+    `POOL_BELOW` of the rows (categorical individual predictors). Rows (or cells) are stored
+    in `interleaving` order of the first group effect's levels.
 
     Row columns are stored uncentred (``XT_rows`` float64, ``XS_rows`` float32 for the
     columns exact in float32) with their means in ``x_mean_rows``: the kernel centres them
@@ -164,6 +165,7 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
             else np.bincount(inverse, weights=out["y_lik"], minlength=n_cells),
             "n_lik": np.bincount(inverse, weights=out["n_lik"], minlength=n_cells),
         }
+    out = _interleaved(out)
     if out["P_effects"].size and out["P_effects"].max() >= 2**31:
         raise ValueError("more than 2**31 group effects")
     out["P_effects"] = np.ascontiguousarray(out["P_effects"], dtype=np.int32)
@@ -191,6 +193,38 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
     if md.family != "cumulative":  # the cumulative likelihood has no constant
         out["loglik_const"] = np.asarray(const)
     return layout, out
+
+
+def interleaving(levels: np.ndarray) -> np.ndarray:
+    """A row order in which consecutive rows come from different levels where possible: the
+    first row of every level (levels ascending), then the second of every level, and so on.
+
+    The gradient kernel adds each row's share to its level's element (``gR[P[i]] += g_i``):
+    rows sorted by level (as data files often are: people within areas, observations within
+    subjects) add to one element one after another, and each add waits for the one before
+    (25,000 rows in 380 levels, with a random slope: 0.23 against 0.15-0.17 ms per gradient,
+    `models.kernels.glmm_logit` alone). The likelihood is a sum over rows, so their order is
+    free; the order is fixed by the data, so a structure's compiled model and a seeded fit
+    are unchanged by it.
+    """
+    m = levels.shape[0]
+    by_level = np.argsort(levels, kind="stable")
+    sorted_levels = levels[by_level]
+    occurrence = np.empty(m, dtype=np.int64)
+    occurrence[by_level] = np.arange(m) - np.searchsorted(sorted_levels, sorted_levels, side="left")
+    return np.lexsort((levels, occurrence))
+
+
+def _interleaved(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The row arrays in `interleaving` order of the first effect's positions."""
+    if out["P_effects"].shape[0] == 0 or out["P_effects"].shape[1] < 2:
+        return out
+    order = interleaving(out["P_effects"][0])
+    cols = ("XT_rows", "XS_rows", "P_effects", "W_effects")
+    return {
+        k: np.ascontiguousarray(v[:, order] if k in cols else v[order] if k in ("y_lik", "n_lik") else v)
+        for k, v in out.items()
+    }
 
 
 def sampling_layout(md: ModelData) -> SamplingLayout:

@@ -35,7 +35,7 @@ def df() -> pd.DataFrame:
 
 
 def test_exact_columns_are_float32_and_the_rest_float64(df):
-    from models.sampling_form import sampling_form
+    from models.sampling_form import interleaving, sampling_form
 
     md = build_model_data("y ~ x + female + age + kids + (1 + female | lad)", df)
     layout, arrays = sampling_form(md)
@@ -46,8 +46,9 @@ def test_exact_columns_are_float32_and_the_rest_float64(df):
     assert arrays["P_effects"].dtype == np.int32
     assert arrays["W_effects"].dtype == np.float32 and layout.f32_weights  # the female slope
     assert arrays["y_lik"].dtype == np.float32 and layout.f32_outcome
-    # stored uncentred (as recorded), with the means the kernel subtracts
-    np.testing.assert_array_equal(arrays["XS_rows"][1], df["age"].to_numpy(np.float32))
+    # stored uncentred (as recorded, rows interleaved by LA), with the means the kernel subtracts
+    order = interleaving(md.blocks[0].idx)
+    np.testing.assert_array_equal(arrays["XS_rows"][1], df["age"].to_numpy(np.float32)[order])
     means = df[["x", "female", "age", "kids"]].mean().to_numpy()
     np.testing.assert_allclose(arrays["x_mean_rows"], means, rtol=1e-15)
     # a column that is not exact in float32 stays float64

@@ -27,7 +27,7 @@ from models import build_model_data, resolve_priors
 from models.kernels import exp_neg, log1p_unit
 from models.logistic import hierarchical_logistic, intercept_centred_block
 from models.ops import glmm_loglik
-from models.sampling_form import data_values, sampling_layout, structure_key
+from models.sampling_form import data_values, interleaving, sampling_layout, structure_key
 
 RTOL = 1e-10
 
@@ -132,6 +132,38 @@ def test_sampling_layout_reads_area_predictors_per_level(df):
     # one row that breaks the constancy moves the column back to the rows
     md2 = build_model_data(FORMULAS["bernoulli"], df.assign(area=df["area"].where(df.index != 7, 99.0)))
     assert sampling_layout(md2).level_cols == ()
+
+
+def _equal_pairs(v: np.ndarray) -> int:
+    return int(np.sum(v[1:] == v[:-1]))
+
+
+def test_rows_are_stored_interleaved_by_level(df):
+    rng = np.random.default_rng(5)
+    levels = rng.integers(0, 7, 200)
+    order = interleaving(levels)
+    assert np.array_equal(np.sort(order), np.arange(200))
+    counts = np.sort(np.bincount(levels))
+    # neighbours share a level only once a single level has rows left (36 and 32 rows here)
+    assert 0 < _equal_pairs(levels[order]) <= counts[-1] - counts[-2]
+    for lv in range(7):  # each level's rows keep their order
+        assert np.all(np.diff(order[levels[order] == lv]) > 0)
+    # people sorted by LA, as survey files often are: stored interleaved, the same rows
+    by_lad = df.sort_values("lad", kind="stable", ignore_index=True)
+    md = build_model_data(FORMULAS["bernoulli"], by_lad)
+    assert _equal_pairs(md.blocks[0].idx) == len(df) - md.blocks[0].n_levels
+    stored = data_values(md, resolve_priors(md), fast_likelihood=True)
+    lad_counts = np.sort(np.bincount(md.blocks[0].idx))
+    assert _equal_pairs(stored["P_effects"][0]) <= lad_counts[-1] - lad_counts[-2]
+
+    def rows(a):
+        table = np.vstack([a["XT_rows"], a["P_effects"], a["W_effects"], a["y_lik"], a["n_lik"]])
+        return table[:, np.lexsort(table[::-1])]
+
+    md0 = build_model_data(FORMULAS["bernoulli"], df)
+    np.testing.assert_array_equal(
+        rows(stored), rows(data_values(md0, resolve_priors(md0), fast_likelihood=True))
+    )
 
 
 def test_default_model_keeps_the_observed_likelihood(df):

@@ -209,20 +209,20 @@ def _fit(df, **kw):
 
 
 def test_a_default_fit_stops_early_repeatably_with_the_draws_of_a_fixed_run(easy):
-    f = _fit(easy, seed=8, centered=False)
+    f = _fit(easy, seed=8)  # centred by the data (100 people per group): hierarchical centring
     a = f.attempts[-1]
     assert f.converged and f.settings["draws_until_gate"]
     assert a["stopped"].startswith("gate passed") and a["draws"] < a["max_draws"] == 1000
     assert f.posterior().sizes["draw"] == a["draws"] == f.settings["draws"]
     assert f.settings["tune"] == 300  # nutpie's default tuning
-    again = _fit(easy, seed=8, centered=False)
+    again = _fit(easy, seed=8)
     assert again.attempts == [
         {**x, "seconds": y["seconds"]} for x, y in zip(f.attempts, again.attempts, strict=True)
     ]
     assert np.array_equal(again.posterior()["b"].values, f.posterior()["b"].values)
     # the same seed and length without stopping: the same draws (stopping only shortens)
     assert len(f.attempts) == 1
-    fixed = _fit(easy, seed=8, centered=False, draws=a["draws"], escalate=False)
+    fixed = _fit(easy, seed=8, draws=a["draws"], escalate=False)
     assert np.array_equal(fixed.posterior()["b"].values, f.posterior()["b"].values)
     text = str(f)
     assert "stopped: gate passed" in text or "gate passed at" in text
