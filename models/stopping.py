@@ -152,6 +152,9 @@ def gate_trace(handle) -> xr.DataTree:
     kept = [d.num_rows - t for d, t in zip(draw_batches, tuned, strict=True)]
     longest = max(kept, default=0)
     coords = {name: list(values) for name, values in compiled.coords.items()}
+    # nutpie also stores the transformed values of reparameterised variables (``sd_g_log__``),
+    # and leaves them out of its posterior
+    transformed = set(getattr(compiled, "reparameterized_names", ()) or ())
 
     def group(batches, wanted) -> xr.Dataset:
         arrays, dims = {}, {}
@@ -181,7 +184,7 @@ def gate_trace(handle) -> xr.DataTree:
         )
 
     try:
-        posterior = group(draw_batches, is_checked)
+        posterior = group(draw_batches, lambda name: is_checked(name) and name not in transformed)
         stats = group(stat_batches, lambda name: name in GATE_STATS)
     except ValueError:  # null entries: leave them to nutpie's own reading
         return handle.inspect()
