@@ -70,8 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--data-seed", type=int, default=20240601, help="seed of the synthetic cohort")
     m.add_argument("--out", default="runs/main", help="run folder")
     m.add_argument("--chains", type=int, default=None, help="chains per model (default: the catalogue's)")
-    m.add_argument("--draws", type=int, default=None, help="draws per chain (default: the catalogue's)")
-    m.add_argument("--tune", type=int, default=None, help="tuning steps per chain (default: the catalogue's)")
+    m.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help="draws per chain, exactly (default: each fit runs until the catalogue's ESS target is met)",
+    )
+    m.add_argument(
+        "--tune",
+        type=int,
+        default=None,
+        help="tuning steps per chain (default: the catalogue's or the sampler's)",
+    )
     m.add_argument(
         "--seed", type=int, default=1, help="base sampling seed (each model's seed derives from it)"
     )

@@ -488,7 +488,7 @@ def plan_grid(spec: GridSpec, table: pd.DataFrame) -> list[Cell]:
     GridError
         Naming the grid file, the key and the value (and the entry).
     """
-    from analysis.catalogue import CatalogueError
+    from analysis.catalogue import CatalogueError, fit_settings
     from models import FormulaError, PriorError
     from models.formula import build_model_data
     from models.priors import resolve_priors
@@ -531,7 +531,7 @@ def plan_grid(spec: GridSpec, table: pd.DataFrame) -> list[Cell]:
                             formula=entry.formula,
                             filter=text,
                             priors=priors,
-                            settings={**entry.sampler, **settings},
+                            settings=fit_settings(entry.sampler, settings),
                             terms=tuple((c.term, c.expect) for c in entry.claims if c.term),
                         )
                         cells.append(replace(cell, key=cell_key(cell, fingerprint)))

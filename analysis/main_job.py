@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.catalogue import Catalogue, EntryResult, ManifestError, load_catalogue, run_entries
+from analysis.catalogue import (
+    Catalogue,
+    EntryResult,
+    ManifestError,
+    fit_settings,
+    load_catalogue,
+    run_entries,
+)
 from analysis.files import write_text_atomic
 from analysis.findings import findings_table, missing_findings, truth_status
 from analysis.summaries import flatten_truth, loo_comparisons
@@ -215,7 +222,7 @@ def _ordinal(results, table, out, settings):  # noqa: ANN001, ANN202
         if name not in results or score not in table:
             continue
         r = results[name]
-        sampler = {**r.entry.sampler, **settings.sampler_overrides()}
+        sampler = fit_settings(r.entry.sampler, settings.sampler_overrides())
         seed = r.entry.seed(settings.fit_seed)
         try:
             return ordinal_step(
@@ -239,10 +246,10 @@ def _ordinal(results, table, out, settings):  # noqa: ANN001, ANN202
 def _twins(results, cat, table, out, settings, synthetic):  # noqa: ANN001, ANN202
     """The spillover and tipping-point twins of the run's entries (`analysis.twins.twin_step`),
     with the entry's chains and seed and the run's explicit settings (``--draws`` ...); otherwise
-    each twin's own defaults (ESS-driven draws, escalation): the entry's draws, tuning and
-    target_accept were set for its exchangeable, linear model, and left BYM2 unconverged at 25k
-    (R-hat 1.029 on phi with tune 500 and target_accept 0.8). A failure is printed and the run
-    goes on."""
+    each twin's own defaults (ESS-driven draws, escalation): the entry's ESS target and
+    target_accept are set for its exchangeable, linear model, and the catalogue's earlier fixed
+    settings left BYM2 unconverged at 25k (R-hat 1.029 on phi with tune 500 and target_accept
+    0.8). A failure is printed and the run goes on."""
     from analysis.twins import twin_step
     from data.areas import PUBLISHED_AREA_COLUMNS
 

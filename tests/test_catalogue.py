@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from analysis.catalogue import CATALOGUE_PATH, FINDINGS, CatalogueError, load_catalogue
+from analysis.catalogue import CATALOGUE_PATH, FINDINGS, CatalogueError, fit_settings, load_catalogue
 from analysis.findings import truth_status
 from data.prepare import default_synthetic_dir, prepare
 from models.formula import build_model_data
@@ -34,7 +34,22 @@ def test_headline_entries_test_every_finding_of_the_study():
     assert {c.finding for e in CAT.entries for c in e.claims} == set(FINDINGS)
     for e in CAT.entries:
         assert e.claims, f"{e.name} tests no claim"
-        assert e.sampler["chains"] >= 2 and e.sampler["draws"] >= 1000
+        # draws set by the ESS asked for, not fixed (a run's --draws replaces it: `fit_settings`)
+        assert e.sampler["chains"] >= 2 and e.sampler["ess"] >= 1000 and "draws" not in e.sampler
+
+
+def test_explicit_draws_replace_the_ess_target():
+    e = CAT["life_satisfaction"]
+    assert fit_settings(e.sampler) == e.sampler and fit_settings(e.sampler, {"chains": 2})["ess"] == 1000
+    smoke = fit_settings(e.sampler, {"chains": 2, "draws": 150, "tune": 150})
+    assert smoke == {
+        **{k: v for k, v in e.sampler.items() if k != "ess"},
+        "chains": 2,
+        "draws": 150,
+        "tune": 150,
+    }
+    assert fit_settings(e.sampler, {"draws": 150, "ess": 200})["ess"] == 200
+    assert "ess" in e.sampler  # the entry itself is unchanged
 
 
 @pytest.mark.parametrize("entry", CAT.entries, ids=CAT.names)
