@@ -77,8 +77,10 @@ class Convergence:
         return cls(**json.loads(text))
 
 
-#: The sample statistics the gate reads (divergences, E-BFMI, tree-depth hits; both samplers' names).
-GATE_STATS = ("diverging", "energy", "maxdepth_reached", "reached_max_treedepth")
+#: Names of the statistic "this transition hit the maximum tree depth" (nutpie's, PyMC's).
+DEPTH_STATS = ("maxdepth_reached", "reached_max_treedepth")
+#: The sample statistics the gate reads (divergences, E-BFMI, tree-depth hits).
+GATE_STATS = ("diverging", "energy", *DEPTH_STATS)
 
 
 def is_checked(name: str) -> bool:
@@ -368,7 +370,7 @@ def check_convergence(idata, thresholds: dict | None = None) -> Convergence:
     divergences = int(stats[div_name].values.sum()) if div_name else 0
     energy = stats["energy"].values if "energy" in stats else None
     ebfmi = _ebfmi(energy) if energy is not None and n_draws > 2 else []
-    depth_name = next((n for n in ("maxdepth_reached", "reached_max_treedepth") if n in stats), None)
+    depth_name = next((n for n in DEPTH_STATS if n in stats), None)
     depth_hits = int(stats[depth_name].values.sum()) if depth_name else 0
 
     problems = []
