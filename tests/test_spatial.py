@@ -13,7 +13,7 @@ from models.spatial import (
     LA_DIR,
     gb_lad_graph,
     graph_layout,
-    icar_log_density,
+    icar_basis,
     icar_precision,
     icar_scaling,
     make_graph,
@@ -60,9 +60,22 @@ def test_icar_density_is_the_quadratic_form_and_draws_have_unit_scaled_variance(
     g = gb_lad_graph().restrict(sorted(gb_lad_graph().nodes)[:120])
     q = icar_precision(g)
     rng = np.random.default_rng(3)
-    phi = rng.standard_normal(g.n_nodes)
-    assert icar_log_density(phi, g.edges[:, 0], g.edges[:, 1]) == pytest.approx(-0.5 * phi @ q @ phi)
     labels = g.components()
+    # the sampling basis: phi = B u has u'u = phi' Q phi, covariance pinv(Q) per component and
+    # no part along a component's constant vector
+    structured = np.flatnonzero(np.bincount(labels)[labels] >= 2)
+    basis = icar_basis(g, structured)
+    assert basis.shape == (len(structured), len(structured) - len(np.unique(labels[structured])))
+    u = rng.standard_normal(basis.shape[1])
+    phi = basis @ u
+    qs = q[np.ix_(structured, structured)]
+    assert phi @ qs @ phi == pytest.approx(u @ u, rel=1e-9)
+    cov = basis @ basis.T
+    for c in np.unique(labels[structured]):
+        idx = np.flatnonzero(labels[structured] == c)
+        inverse = np.linalg.pinv(qs[np.ix_(idx, idx)], rcond=1e-9, hermitian=True)
+        assert np.allclose(cov[np.ix_(idx, idx)], inverse, atol=1e-9)
+        assert abs(phi[idx].sum()) < 1e-9
     draws = simulate_icar(g, rng, size=3000)
     for c in np.unique(labels):  # sum to zero in every component
         assert np.abs(draws[:, labels == c].sum(axis=1)).max() < 1e-8
@@ -121,10 +134,11 @@ def test_sampling_form_density_equals_the_plain_model():
     assert str(priors["rho_lad"]) == "beta(0.5, 0.5)"
     fast = hierarchical_logistic(md, priors, fast_likelihood=True)
     plain = hierarchical_logistic(md, priors)
-    assert {"rho_lad", "sd_lad", "phi_lad", "theta_lad"} <= set(fast.named_vars)
+    assert {"rho_lad", "sd_lad", "phi_lad", "phi_std_lad", "theta_lad"} <= set(fast.named_vars)
     assert len(fast.coords["lad_structured"]) == 365 and len(fast.coords["lad_node"]) == 371
+    assert len(fast.coords["lad_eigen"]) == 364  # one constant mode per component of two or more
     point = fast.initial_point()
-    for name in ("phi_lad", "theta_lad"):
+    for name in ("phi_std_lad", "theta_lad"):
         point[name] = rng.standard_normal(point[name].shape) * 0.3
     point["rho_lad_logodds__"] = np.array(0.4)
     a, b = fast.compile_logp()(point), plain.compile_logp()(point)
