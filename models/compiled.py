@@ -128,7 +128,9 @@ def compiled_model(md: ModelData, priors: dict[str, Prior], *, centered) -> tupl
     info = {"structure_key": key, "cache_note": ""}
     if key in _CACHE:
         _CACHE.move_to_end(key)
-        compiled = _CACHE[key].with_data(**data_values(md, priors, fast_likelihood=FAST_LIKELIHOOD))
+        compiled = _CACHE[key].with_data(
+            **data_values(md, priors, fast_likelihood=FAST_LIKELIHOOD, centered=centered)
+        )
         return compiled, {**info, "reused": True, "compile_seconds": 0.0, "compile_cache": "memory"}
     t0 = time.perf_counter()
     model = build_model(md, priors, centered=centered, fast_likelihood=FAST_LIKELIHOOD)

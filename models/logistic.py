@@ -12,9 +12,9 @@ j = g[i] and slope design z_gi:
 Non-centred by default: r_g[j] = L_g z_g[j], z ~ Normal(0, 1), L_g the Cholesky factor
 of the covariance. ``centered=True`` samples r_g directly; a dict ``{block name: bool}``
 chooses per block (`centring_by_block`; `models.fitting.fit` picks it from the data by
-default, `models.escalation.choose_centring`). One centred random intercept is sampled
-centred on the intercept, ``m_g[j] ~ Normal(Intercept_c, sd_g)``, ``r_g = m_g -
-Intercept_c`` (`intercept_centred_block`). While sampling, fixed predictors
+default, `models.escalation.choose_centring`). One centred block with an intercept is sampled
+centred on the fixed effects, ``m_g[j] ~ MvNormal((Intercept_c + xa_j . b_area, b_slopes),
+Sigma_g)``, ``r_g = m_g - mean`` (`hierarchical_centring`). While sampling, fixed predictors
 are centred at their means (``Intercept_c`` is the log-odds at average predictors) and the
 intercept on the original scale is recovered as a deterministic, as brms does.
 
@@ -48,6 +48,7 @@ computed from it after sampling.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
@@ -58,6 +59,8 @@ from models.priors import Prior
 from models.sampling_form import (  # the sampling form lives in its own module
     Centring,
     centred_design,
+    constant_within,
+    per_level,
     sampling_likelihood,
 )
 from models.spatial import bym2_effects, spatial_coords
@@ -156,7 +159,7 @@ def hierarchical_logistic(
                 pm.Deterministic("Intercept", intercept_c - pt.dot(x_bar, b))
             else:
                 pm.Deterministic("Intercept", intercept_c)
-        on_intercept = intercept_centred_block(md, by_block)
+        hc = hierarchical_centring(md, by_block)
         effects = [
             bym2_effects(block, priors)  # car(g, type = "bym2"): models.spatial
             if block.spatial
@@ -164,7 +167,7 @@ def hierarchical_logistic(
                 block,
                 priors,
                 centered=by_block[block.name],
-                mean=intercept_c if block.name == on_intercept else None,
+                mean=_level_means(md, hc, intercept_c, b) if hc and block.name == hc.block else None,
             )
             for block in md.blocks
         ]
@@ -197,33 +200,98 @@ def _fixed_slopes(md: ModelData, priors: dict[str, Prior]):
     return pm.Deterministic("b", pt.stack(parts), dims="coef")
 
 
-def intercept_centred_block(md: ModelData, by_block: Mapping[str, bool]) -> str | None:
-    """The block whose levels are sampled centred on the intercept, if any.
+@dataclass(frozen=True)
+class HierarchicalCentring:
+    """What the levels of one centred block are sampled around (`hierarchical_centring`).
 
-    Hierarchical centring (Gelfand, Sahu and Carlin 1995): for a centred random intercept,
-    ``m_g[j] = Intercept_c + r_g[j] ~ Normal(Intercept_c, sd_g)`` is sampled and
-    ``r_g = m_g - Intercept_c`` recorded. The density is the same (the map has Jacobian 1);
-    what changes is the geometry: with ``r_g`` free, ``Intercept_c`` and the mean of the
-    ``r_g`` trade off against each other when the levels are informative (the data fix only
-    their sum), and a diagonal mass matrix cannot follow that ridge. With ``m_g`` free,
-    ``Intercept_c`` is informed by the spread of the ``m_g`` alone.
+    Attributes
+    ----------
+    block : str
+        The block's name.
+    area_cols : tuple of int
+        Columns of the centred fixed design (`centred_design`) constant within the levels of
+        the block's factor (area-level predictors): they join the intercept's mean.
+    slope_coefs : tuple of int or None
+        Per term of the block: the position in ``b`` of the fixed slope of the same
+        variable that the term varies around, or None (the intercept, or a term without
+        one).
+    """
 
-    The first block that is centred, not spatial and an intercept only (``(1 | g)``), in a
-    model with an intercept and no area sampling weights; None otherwise.
+    block: str
+    area_cols: tuple[int, ...]
+    slope_coefs: tuple[int | None, ...]
+
+
+def hierarchical_centring(md: ModelData, by_block: Mapping[str, bool]) -> HierarchicalCentring | None:
+    """The block whose levels are sampled centred on the fixed effects, if any.
+
+    Hierarchical centring (Gelfand, Sahu and Carlin 1995). For a centred block with an
+    intercept, the sampler moves each level's own coefficients,
+
+        m_g[j] = mu_g[j] + r_g[j] ~ MvNormal(mu_g[j], Sigma_g),
+        mu_g[j] = (Intercept_c + xa_j . b_area,  b_t for each varying slope t),
+
+    and the fit records ``r_g = m_g - mu_g`` as before. ``xa_j`` are the level's values of
+    the area-level predictors (constant within the levels), centred as in the fixed
+    design. The density is the same (the map has Jacobian 1); what changes is the geometry:
+    with ``r_g`` free and the levels informative, the data fix only the sums ``Intercept_c
+    + xa_j . b_area + r_g[j, 0]`` and ``b_t + r_g[j, t]``, so the intercept, the area
+    coefficients and the fixed slopes trade off against the ``r_g`` along ridges that a
+    diagonal mass matrix cannot follow. With ``m_g`` free they are informed by the spread
+    of the ``m_g`` alone.
+
+    The first block that is centred, not spatial and has an intercept term, in a model with
+    an intercept and no area sampling weights; None otherwise.
     """
     if not md.has_intercept or md.group_weights:
         return None
     for block in md.blocks:
-        if by_block.get(block.name) and not block.spatial and list(block.terms) == ["Intercept"]:
-            return block.name
+        if by_block.get(block.name) and not block.spatial and "Intercept" in block.terms:
+            Xc, _ = centred_design(md)
+            area = tuple(
+                j for j in range(Xc.shape[1]) if constant_within(Xc[:, j], block.idx, block.n_levels)
+            )
+            names = [t for t in md.fixed_terms if t != "Intercept"]
+            slopes = tuple(
+                names.index(t)
+                if t in names and np.array_equal(block.Z[:, k], md.X[:, md.fixed_terms.index(t)])
+                else None
+                for k, t in enumerate(block.terms)
+                if t != "Intercept"
+            )
+            return HierarchicalCentring(block.name, area, (None, *slopes))
     return None
+
+
+def centring_values(md: ModelData, hc: HierarchicalCentring | None) -> dict[str, np.ndarray]:
+    """Data of the hierarchical centring: ``X_centre`` (levels x area predictors, their
+    centred values per level, `models.sampling_form.per_level`), when it has area predictors."""
+    if hc is None or not hc.area_cols:
+        return {}
+    Xc, _ = centred_design(md)
+    block = next(b for b in md.blocks if b.name == hc.block)
+    return {"X_centre": per_level(Xc[:, list(hc.area_cols)], block)}
+
+
+def _level_means(md: ModelData, hc: HierarchicalCentring, intercept_c, b):
+    """``mu_g`` (levels x terms) of `hierarchical_centring`."""
+    block = next(bl for bl in md.blocks if bl.name == hc.block)
+    intercept = intercept_c
+    if hc.area_cols:
+        X_centre = pm.Data("X_centre", centring_values(md, hc)["X_centre"])
+        intercept = intercept + pt.dot(X_centre, b[list(hc.area_cols)])
+    columns = [
+        pt.broadcast_to(intercept if term == "Intercept" else (0.0 if j is None else b[j]), (block.n_levels,))
+        for term, j in zip(block.terms, hc.slope_coefs, strict=True)
+    ]
+    return pt.stack(columns, axis=1)
 
 
 def _group_effects(block: GroupBlock, priors: dict[str, Prior], *, centered: bool, mean=None):
     """The effects ``r_g`` (levels x terms) of one ``(terms | factor)`` block, with their priors.
 
-    ``mean`` (centred intercept blocks only, `intercept_centred_block`): the levels are
-    sampled as ``m_g ~ Normal(mean, sd_g)`` and ``r_g = m_g - mean``.
+    ``mean`` (levels x terms; the hierarchically centred block only, `hierarchical_centring`):
+    the levels are sampled as ``m_g ~ MvNormal(mean, Sigma_g)`` and ``r_g = m_g - mean``.
     """
     g, k = block.name, len(block.terms)
     dims = (block.dim, block.term_dim)
@@ -235,6 +303,9 @@ def _group_effects(block: GroupBlock, priors: dict[str, Prior], *, centered: boo
         )
         pm.Deterministic(f"sd_{g}", sds, dims=block.term_dim)
         pm.Deterministic(f"cor_{g}", corr, dims=(block.term_dim, f"{g}_term2"))
+        if centered and mean is not None:
+            m = pm.MvNormal(f"m_{g}", mu=mean, chol=chol, dims=dims)
+            return pm.Deterministic(f"r_{g}", m - mean, dims=dims)
         if centered:
             return pm.MvNormal(f"r_{g}", mu=np.zeros(k), chol=chol, dims=dims)
         z = pm.Normal(f"z_{g}", 0.0, 1.0, dims=dims)

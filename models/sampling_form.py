@@ -21,7 +21,7 @@ import pytensor
 import pytensor.tensor as pt
 from scipy.special import gammaln
 
-from models.formula import ModelData
+from models.formula import GroupBlock, ModelData
 from models.ops import glmm_loglik
 from models.priors import Prior
 from models.spatial import bym2_layout
@@ -86,9 +86,18 @@ POOL_BELOW = 0.5
 
 
 def constant_within(col: np.ndarray, idx: np.ndarray, n_levels: int) -> bool:
+    """The column takes one value within every level of a grouping factor."""
     per_level = np.zeros(n_levels)
     per_level[idx] = col
     return bool(np.array_equal(per_level[idx], col))
+
+
+def per_level(columns: np.ndarray, block: GroupBlock) -> np.ndarray:
+    """The value of each column at each level of the block's factor (columns constant within
+    its levels, `constant_within`), shape (levels, columns)."""
+    out = np.zeros((block.n_levels, columns.shape[1]))
+    out[block.idx] = columns
+    return out
 
 
 def _exact_f32(a: np.ndarray) -> bool:
@@ -181,10 +190,7 @@ def _sampling_form(md: ModelData) -> tuple[SamplingLayout, dict[str, np.ndarray]
     f64_cols = [j for j in row_cols if j not in f32_cols]
     out["x_mean_rows"] = x_mean[f64_cols + list(f32_cols)]
     if level_cols:
-        block = md.blocks[level_block]
-        level_X = np.zeros((block.n_levels, len(level_cols)))
-        level_X[block.idx] = Xc[:, list(level_cols)]
-        out["X_level"] = level_X
+        out["X_level"] = per_level(Xc[:, list(level_cols)], md.blocks[level_block])
     const = 0.0
     if md.family == "binomial":  # log C(n, y) of the original rows (pooling does not change it)
         n, y = md.trials, md.y
@@ -336,11 +342,16 @@ def sampling_likelihood(md: ModelData, Xc: np.ndarray, b, intercept_c, effects) 
 
 
 def data_values(
-    md: ModelData, priors: dict[str, Prior], *, fast_likelihood: bool = False
+    md: ModelData, priors: dict[str, Prior], *, fast_likelihood: bool = False, centered: Centring = False
 ) -> dict[str, np.ndarray]:
-    """Values of every `pm.Data` of `hierarchical_logistic`, for reusing a compiled model."""
+    """Values of every `pm.Data` of `hierarchical_logistic` (with this centring), for reusing
+    a compiled model."""
+    from models.logistic import centring_by_block, centring_values, hierarchical_centring
+
     Xc, x_mean = centred_design(md)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = centring_values(
+        md, hierarchical_centring(md, centring_by_block(md, centered))
+    )
     if Xc.shape[1]:
         if md.has_intercept or md.family == "cumulative":
             out["x_mean"] = x_mean
@@ -382,14 +393,16 @@ def structure_key(
     priors are data and may differ), the same likelihood form and, for the sampling
     form, the same `sampling_layout` (which columns are area-level).
     """
-    from models.logistic import centring_by_block  # the model family owns the centring rule
+    from models.logistic import centring_by_block, hierarchical_centring  # the family owns centring
 
+    by_block = centring_by_block(md, centered)
     fixed_normal = all(p.family == "normal" for k, p in priors.items() if k.startswith("b["))
     spec = {
         "family": md.family,
         "fixed": md.fixed_terms,
         "n": md.n_obs,
-        "centered": centring_by_block(md, centered),
+        "centered": by_block,
+        "hierarchical_centring": repr(hierarchical_centring(md, by_block)),
         "fast_likelihood": bool(fast_likelihood),
         "layout": repr(sampling_layout(md)) if fast_likelihood else None,
         "blocks": [

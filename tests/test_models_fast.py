@@ -25,7 +25,7 @@ from scipy.special import gammaln
 
 from models import build_model_data, resolve_priors
 from models.kernels import exp_neg, log1p_unit
-from models.logistic import hierarchical_logistic, intercept_centred_block
+from models.logistic import hierarchical_centring, hierarchical_logistic
 from models.ops import glmm_loglik
 from models.sampling_form import data_values, interleaving, sampling_layout, structure_key
 
@@ -97,8 +97,8 @@ def test_sampling_form_has_the_same_log_density_and_gradient(df, formula, center
     assert [d.name for d in plain.deterministics] == [d.name for d in fast.deterministics]
     if isinstance(centered, dict):  # each block as chosen: r_<g> (or m_<g>) sampled (centred) or z_<g>
         free = {v.name for v in plain.value_vars}
-        on_intercept = intercept_centred_block(md, centered)
-        sampled = {g: f"m_{g}" if g == on_intercept else f"r_{g}" for g in centered}
+        hc = hierarchical_centring(md, centered)
+        sampled = {g: f"m_{g}" if hc and g == hc.block else f"r_{g}" for g in centered}
         assert {g: sampled[g] in free and f"z_{g}" not in free for g in centered} == centered
     reported = [v.name for v in (*plain.free_RVs, *plain.deterministics)]
     assert {k: plain.named_vars_to_dims.get(k) for k in reported} == {

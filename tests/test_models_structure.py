@@ -19,7 +19,7 @@ from models import (
     resolve_priors,
     sample_prior_predictive,
 )
-from models.logistic import intercept_centred_block
+from models.logistic import HierarchicalCentring, hierarchical_centring
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_centred_and_non_centred_have_the_same_density_of_r(df):
     nc = hierarchical_logistic(md, pri, centered=False)
     c = hierarchical_logistic(md, pri, centered=True)
     assert "z_lad" in nc.named_vars and "z_lad" not in c.named_vars
-    assert intercept_centred_block(md, {"lad": True}) == "lad"
+    assert hierarchical_centring(md, {"lad": True}) == HierarchicalCentring("lad", (), (None,))
     assert "m_lad" in {v.name for v in c.free_RVs} and "r_lad" in {v.name for v in c.deterministics}
     rng = np.random.default_rng(0)
     r = rng.normal(0, 0.5, size=(12, 1))
@@ -110,10 +110,52 @@ def test_centred_and_non_centred_have_the_same_density_of_r(df):
     (r_graph,) = c.replace_rvs_by_values([c["r_lad"]])
     r_c = c.compile_fn(r_graph, inputs=c.value_vars, on_unused_input="ignore")(point_c)
     np.testing.assert_allclose(r_c, r, rtol=1e-12)
-    # a model without an intercept, or a random slope, keeps r itself
-    assert intercept_centred_block(build_model_data("y ~ 0 + x + (1 | lad)", df), {"lad": True}) is None
-    assert intercept_centred_block(build_model_data("y ~ x + (1 + x | lad)", df), {"lad": True}) is None
-    assert intercept_centred_block(md, {"lad": False}) is None
+    # a model without an intercept, or a non-centred block, keeps r itself
+    assert hierarchical_centring(build_model_data("y ~ 0 + x + (1 | lad)", df), {"lad": True}) is None
+    assert hierarchical_centring(md, {"lad": False}) is None
+
+
+def test_hierarchical_centring_of_slopes_and_area_predictors_keeps_the_density(df):
+    """A centred (1 + x | lad) block with an area predictor a is sampled as each LA's own
+    coefficients, m = (Intercept_c + a_j b_a, b_x) + r. At matching points the likelihood
+    equals the non-centred form's and the joint densities differ by exactly the Jacobian of
+    r = z L' (|det L| per level), and the recorded r is the same."""
+    d = df.copy()
+    area = {lad: 0.5 * k - 2.0 for k, lad in enumerate(sorted(d["lad"].unique()))}
+    d["a"] = d["lad"].map(area)
+    md = build_model_data("y ~ x + a + (1 + x | lad)", d)
+    by_block = {"lad": True}
+    hc = hierarchical_centring(md, by_block)
+    assert hc == HierarchicalCentring("lad", (1,), (None, 0))  # b = (x, a): a is area-level
+    # a slope term whose values differ from the fixed column is not centred on it
+    md_w = build_model_data("y ~ x + a + (1 + w | lad)", d)
+    assert hierarchical_centring(md_w, by_block) == HierarchicalCentring("lad", (1,), (None, None))
+    pri = resolve_priors(md)
+    c = hierarchical_logistic(md, pri, centered=True)
+    nc = hierarchical_logistic(md, pri, centered=False)
+    assert "m_lad" in {v.name for v in c.free_RVs} and "z_lad" in {v.name for v in nc.free_RVs}
+    rng = np.random.default_rng(1)
+    r = rng.normal(0, 0.4, size=(12, 2))
+    point_nc = nc.initial_point()
+    point_nc |= {"Intercept_c": 0.4, "b": np.array([0.3, -0.2])}
+    packed = [k for k in point_nc if k.startswith("chol_lad")][0]
+    point_nc[packed] = np.array([-0.3, 0.2, -0.5])
+    graphs = nc.replace_rvs_by_values([nc["sd_lad"], nc["cor_lad"]])
+    sd, cor = nc.compile_fn(graphs, inputs=nc.value_vars, on_unused_input="ignore")(point_nc)
+    L = np.linalg.cholesky(np.outer(sd, sd) * cor)
+    point_nc["z_lad"] = np.linalg.solve(L, r.T).T  # r = z L'
+    levels = list(md.blocks[0].levels)
+    a_centred = np.array([area[lv] for lv in levels]) - d["a"].mean()
+    mean = np.column_stack([0.4 + a_centred * -0.2, np.full(12, 0.3)])
+    point_c = {k: v for k, v in point_nc.items() if k != "z_lad"} | {"m_lad": mean + r}
+    ll_c = c.compile_logp(vars=c.observed_RVs)(point_c)
+    ll_nc = nc.compile_logp(vars=nc.observed_RVs)(point_nc)
+    np.testing.assert_allclose(ll_c, ll_nc, rtol=1e-10)
+    lp_c, lp_nc = c.compile_logp()(point_c), nc.compile_logp()(point_nc)
+    np.testing.assert_allclose(lp_nc, lp_c + 12 * np.log(np.diag(L)).sum(), rtol=1e-10)
+    (r_graph,) = c.replace_rvs_by_values([c["r_lad"]])
+    r_c = c.compile_fn(r_graph, inputs=c.value_vars, on_unused_input="ignore")(point_c)
+    np.testing.assert_allclose(r_c, r, rtol=1e-10, atol=1e-12)
 
 
 def test_binomial_equals_expanded_bernoulli(df):
