@@ -356,12 +356,10 @@ def _posterior_digest(tree: xr.DataTree) -> str:
     return h.hexdigest()
 
 
-#: Tuning steps per chain when ``fit(tune=None)``, by sampler.
+#: Tuning steps per chain when ``fit(tune=None)``, by sampler. A BYM2 term needs no more:
+#: its ICAR is sampled in its eigenbasis (`models.spatial.icar_basis`). With ``phi`` sampled
+#: itself it had needed 1000 (R-hat 1.029 on phi at 25,000 people with 500).
 DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000, "numpyro": 1000}
-#: ... and for a model with a BYM2 term, whatever the sampler: its posterior needs 4x the
-#: leapfrog steps of an exchangeable one, and with 500 tuning steps BYM2 had R-hat 1.029 on
-#: phi at 25,000 people.
-SPATIAL_TUNE = 1000
 
 
 def _check_settings(
@@ -454,7 +452,7 @@ def fit(
     tune : int, optional
         Tuning steps per chain. None (default): `DEFAULT_TUNE` of the sampler, 300 for
         nutpie (its own default: its mass-matrix adaptation needs fewer steps than PyMC's)
-        and 1000 for PyMC's samplers; 1000 (`SPATIAL_TUNE`) with a BYM2 term. Escalation
+        and 1000 for PyMC's samplers. Escalation
         doubles it on persistent divergences.
     draws : int, optional
         Retained draws per chain of the first attempt. None (default): set by the ESS
@@ -559,7 +557,7 @@ def fit(
     if isinstance(data, ModelData) and md.weights is not None:
         survey_attrs = {"weights": "(given with the model data)", "weight_scaling": "", "group_weights": ""}
     if tune is None:
-        tune = SPATIAL_TUNE if any(b.spatial for b in md.blocks) else DEFAULT_TUNE.get(sampler, 1000)
+        tune = DEFAULT_TUNE.get(sampler, 1000)
     resolved = resolve_priors(md, priors)
     info = information_ratio(md, resolved)
     nested = nested_factors(md)
