@@ -38,7 +38,7 @@ DEFAULT_THRESHOLDS = {
     "treedepth_hits_max": 0,
 }
 
-_INTERNAL_PREFIXES = ("z_", "chol_", "m_")
+_INTERNAL_PREFIXES = ("z_", "chol_", "m_", "phi_std_")
 
 
 @dataclass
@@ -85,7 +85,8 @@ GATE_STATS = ("diverging", "energy", *DEPTH_STATS)
 
 def is_checked(name: str) -> bool:
     """Whether the gate checks the posterior variable ``name`` (not a sampler-internal
-    ``z_``, ``chol_`` or ``m_`` variable, whose recorded transforms it checks instead)."""
+    ``z_``, ``chol_``, ``m_`` or ``phi_std_`` variable, whose recorded transforms it checks
+    instead: ``r_``, ``sd_``/``cor_``, ``phi_``)."""
     return not str(name).startswith(_INTERNAL_PREFIXES)
 
 

@@ -137,6 +137,10 @@ def test_sampling_form_density_equals_the_plain_model():
     assert {"rho_lad", "sd_lad", "phi_lad", "phi_std_lad", "theta_lad"} <= set(fast.named_vars)
     assert len(fast.coords["lad_structured"]) == 365 and len(fast.coords["lad_node"]) == 371
     assert len(fast.coords["lad_eigen"]) == 364  # one constant mode per component of two or more
+    # the gate checks phi (and r), not its standardised coordinates
+    from models.convergence import is_checked
+
+    assert is_checked("phi_lad") and not is_checked("phi_std_lad")
     point = fast.initial_point()
     for name in ("phi_std_lad", "theta_lad"):
         point[name] = rng.standard_normal(point[name].shape) * 0.3
