@@ -25,7 +25,7 @@ from analysis.disclosure import DEFAULT_K
 from analysis.summaries.draws import blocks_for, level_counts, posterior_draws
 from analysis.summaries.intervals import DEFAULT_PROB, summarise_draws
 from models.fitting import Fit
-from models.spatial import AdjacencyGraph, bym2_layout, gb_lad_graph
+from models.spatial import AdjacencyGraph, bym2_layout, bym2_node_parts, gb_lad_graph
 
 __all__ = ["bym2_parts", "map_parts", "moran_table", "morans_i", "spatial_share"]
 
@@ -65,13 +65,8 @@ def bym2_parts(fit: Fit, group: str | None = None) -> pd.DataFrame:
     lay = bym2_layout(block)
     rho = posterior_draws(fit, f"rho_{g}")
     sd = posterior_draws(fit, f"sd_{g}").reshape(len(rho), -1)[:, 0]
-    theta = posterior_draws(fit, f"theta_{g}")
-    w_theta = np.where(lay.singleton[None, :] == 1, 1.0, np.sqrt(1 - rho)[:, None])
-    unstructured = sd[:, None] * w_theta * theta
-    structured = np.zeros_like(unstructured)
-    if len(lay.structured):
-        phi = posterior_draws(fit, f"phi_{g}")
-        structured[:, lay.structured] = sd[:, None] * np.sqrt(rho[:, None] / lay.scale[None, :]) * phi
+    phi = posterior_draws(fit, f"phi_{g}") if len(lay.structured) else None
+    structured, unstructured = bym2_node_parts(lay, rho, sd, phi, posterior_draws(fit, f"theta_{g}"))
     n = np.zeros(lay.graph.n_nodes, dtype=int)
     n[lay.level_pos] = level_counts(fit, block.factor).to_numpy()
     return pd.DataFrame(

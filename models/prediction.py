@@ -1,7 +1,10 @@
 """Predicted probabilities for new rows, for groups seen in the fit and for new groups.
 
 For draw s and new row i, ``eta_si = Intercept_s + x_i . b_s + sum_g z_gi . r_g,s[j]``.
-A level seen in the fit uses its posterior effect ``r_g[j]``; a level never seen is drawn
+A level seen in the fit uses its posterior effect ``r_g[j]``. A level without rows in the fit
+that is a node of a BYM2 term's graph (``car(lad, type = "bym2")``, every GB LA by default)
+uses its posterior effect too: its parts were sampled with the rest, the structured part
+tied to its neighbours (`models.spatial.bym2_node_parts`). Any other level never seen is drawn
 from the population distribution of group effects, ``MvNormal(0, Sigma_g,s)`` once per
 draw and unseen level (rows sharing the unseen level share the draw), or set to zero
 (``unseen="zero"``: the typical group), or refused (``unseen="error"``).
@@ -20,6 +23,7 @@ import xarray as xr
 
 from models.formula import FormulaError, design_for_new_data
 from models.la_modes import LaMode, marginal_logistic
+from models.spatial import bym2_layout, bym2_node_parts
 
 
 def _stacked(post: xr.Dataset, name: str) -> np.ndarray:
@@ -87,6 +91,9 @@ def predict_proba(
     if mode.kind == "these_las":
         factor = _mode_factor(md, group)
         known = set().union(*(b.levels for b in md.blocks if b.factor == factor))
+        # a BYM2 term's LAs without respondents have effects too (from their neighbours)
+        spatial = [b for b in md.blocks if b.factor == factor and b.spatial]
+        known |= set().union(*(bym2_layout(b).graph.nodes for b in spatial))
         missing = [c for c in mode.las if c not in known]
         if missing:
             raise FormulaError(
@@ -197,6 +204,12 @@ def _block_effect(block, Z, new_data, post, keep, unseen, rng) -> np.ndarray:
     seen = idx >= 0
     effects[:, seen, :] = r[:, idx[seen], :]
     new_levels = sorted(set(key[~seen]))
+    if new_levels and block.spatial:  # LAs on the BYM2 graph without respondents
+        on_graph = _graph_effects(block, post, keep, new_levels)
+        for level, draws in on_graph.items():
+            effects[:, np.flatnonzero(key.to_numpy() == level), 0] = draws[:, None]
+        seen = seen | key.isin(list(on_graph)).to_numpy()
+        new_levels = [lv for lv in new_levels if lv not in on_graph]
     if new_levels:
         if unseen == "error":
             raise FormulaError(f"levels {new_levels[:5]} of {block.factor!r} were not in the fitted data")
@@ -209,3 +222,21 @@ def _block_effect(block, Z, new_data, post, keep, unseen, rng) -> np.ndarray:
             which = np.array([pos[key.iloc[i]] for i in rows])
             effects[:, rows, :] = new_eff[:, which, :]
     return np.einsum("snk,nk->sn", effects, Z)
+
+
+def _graph_effects(block, post, keep, levels) -> dict[str, np.ndarray]:
+    """BYM2 effects (draws,) of the ``levels`` that are nodes of the block's graph but had no
+    rows in the fit: their structured and unstructured parts were sampled with the rest
+    (`models.spatial.bym2_node_parts`), the structured part informed by their neighbours."""
+    lay = bym2_layout(block)
+    pos = {code: i for i, code in enumerate(lay.graph.nodes)}
+    on_graph = [lv for lv in levels if lv in pos]
+    if not on_graph:
+        return {}
+    g = block.name
+    rho = _stacked(post, f"rho_{g}")[keep]
+    sd = _stacked(post, f"sd_{g}")[keep].reshape(len(rho), -1)[:, 0]
+    phi = _stacked(post, f"phi_{g}")[keep] if len(lay.structured) else None
+    structured, unstructured = bym2_node_parts(lay, rho, sd, phi, _stacked(post, f"theta_{g}")[keep])
+    total = structured + unstructured
+    return {lv: total[:, pos[lv]] for lv in on_graph}

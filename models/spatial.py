@@ -358,6 +358,40 @@ def simulate_bym2(
     }
 
 
+def bym2_node_parts(
+    lay: BYM2Layout, rho: np.ndarray, sd: np.ndarray, phi: np.ndarray, theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every graph node's structured and unstructured parts (log-odds), draw by draw.
+
+    ``structured = sd sqrt(rho / s) phi`` (0 for a singleton), ``unstructured = sd sqrt(1 -
+    rho) theta`` (``sd theta`` for a singleton): the same sum the model forms for the levels
+    with data, here for every node, also those without respondents (their parts are the
+    posterior given their neighbours).
+
+    Parameters
+    ----------
+    lay : BYM2Layout
+    rho, sd : numpy.ndarray
+        Shape (draws,).
+    phi : numpy.ndarray
+        Shape (draws, structured nodes); ignored when there are none.
+    theta : numpy.ndarray
+        Shape (draws, nodes).
+
+    Returns
+    -------
+    structured, unstructured : numpy.ndarray
+        Each of shape (draws, nodes), in the order of ``lay.graph.nodes``.
+    """
+    rho, sd = np.asarray(rho, dtype=float), np.asarray(sd, dtype=float)
+    w_theta = np.where(lay.singleton[None, :] == 1, 1.0, np.sqrt(1.0 - rho)[:, None])
+    unstructured = sd[:, None] * w_theta * theta
+    structured = np.zeros_like(unstructured)
+    if len(lay.structured):
+        structured[:, lay.structured] = sd[:, None] * np.sqrt(rho[:, None] / lay.scale[None, :]) * phi
+    return structured, unstructured
+
+
 # --------------------------------------------------------------------------- the PyMC term
 
 

@@ -203,6 +203,34 @@ def test_rho_and_total_sd_recovered(region_fits):
     assert np.corrcoef(r.values, true.values)[0, 1] > 0.8
 
 
+def test_las_without_respondents_are_predicted_from_their_neighbours():
+    """With the GB graph, an LA without respondents keeps a BYM2 effect: its structured part
+    is sampled tied to its neighbours. Predictions for held-out LAs use it (not a draw from
+    the population, whose mean is 0), and track the LAs' true effects."""
+    from analysis.spatial import bym2_parts
+    from models import fit
+
+    df, truth = simulated_region(4000, seed=11)
+    nodes = list(truth["graph"].nodes)
+    held = list(np.random.default_rng(5).choice(nodes, 20, replace=False))
+    f = fit('y ~ x + car(lad, type = "bym2")', df[~df["lad"].isin(held)], seed=3, chains=2, progressbar=False)
+    assert f.converged, f.headline
+    rows = pd.DataFrame({"x": 0.0, "lad": held})
+    p = f.predict(rows, la="own_la", unseen="error").values  # on the graph: not unseen
+    intercept = f.posterior()["Intercept"].stack(sample=("chain", "draw")).values
+    effect = (np.log(p / (1 - p)) - intercept[:, None]).mean(axis=0)
+    parts = bym2_parts(f).set_index("lad")
+    assert np.allclose(effect, parts.loc[held, "total"].to_numpy(), atol=1e-9)
+    assert (parts.loc[held, "n"] == 0).all()
+    true = pd.Series(truth["effect"], index=nodes).loc[held].to_numpy()
+    # better than the population's mean (0): squared error under the effects' own spread (0.60 of it)
+    assert np.mean((effect - true) ** 2) < 0.8 * np.mean(true**2), (effect, true)
+    assert np.corrcoef(effect, true)[0, 1] > 0.5, np.corrcoef(effect, true)[0, 1]
+    # the named-LA mode accepts them too
+    named = f.predict(rows.iloc[:1], la="these_las", las=held[:2]).values
+    assert named.shape[1] == 2
+
+
 def test_parts_morans_i_and_map(region_fits, tmp_path):
     from analysis.spatial import bym2_parts, map_parts, morans_i
 
