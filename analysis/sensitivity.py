@@ -63,12 +63,12 @@ def prior_variables(fit: Fit) -> list[str]:
     """Names of the model's free variables whose densities are the scaled prior.
 
     Every free variable except the group effects: those over a grouping factor's levels
-    (``z_<g>``, ``r_<g>``) or over a spatial term's graph nodes (``theta_<g>``, ``phi_<g>``)
-    and the ICAR's eigenbasis (``phi_std_<g>``).
+    (``z_<g>``, ``r_<g>``), over a spatial term's graph nodes (``theta_<g>``) or over its
+    ICAR's eigenbasis (``phi_std_<g>``, of which ``phi_<g>`` is a transform).
     """
     model = _default_model(fit)
     level_dims = {b.dim for b in fit.md.blocks} | {
-        f"{b.name}_{graph_dim}" for b in fit.md.blocks for graph_dim in ("node", "structured", "eigen")
+        f"{b.name}_{graph_dim}" for b in fit.md.blocks for graph_dim in ("node", "eigen")
     }
     dims = model.named_vars_to_dims
     return [rv.name for rv in model.free_RVs if not level_dims & set(dims.get(rv.name, ()) or ())]

@@ -245,17 +245,15 @@ def hierarchical_centring(md: ModelData, by_block: Mapping[str, bool]) -> Hierar
     """
     if not md.has_intercept or md.group_weights:
         return None
+    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]  # b's columns of X
     for block in md.blocks:
         if by_block.get(block.name) and not block.spatial and "Intercept" in block.terms:
-            Xc, _ = centred_design(md)
             area = tuple(
-                j for j in range(Xc.shape[1]) if constant_within(Xc[:, j], block.idx, block.n_levels)
+                k for k, j in enumerate(slope_cols) if constant_within(md.X[:, j], block.idx, block.n_levels)
             )
-            names = [t for t in md.fixed_terms if t != "Intercept"]
+            in_b = {md.fixed_terms[j]: k for k, j in enumerate(slope_cols)}  # term -> position in b
             slopes = tuple(
-                names.index(t)
-                if t in names and np.array_equal(block.Z[:, k], md.X[:, md.fixed_terms.index(t)])
-                else None
+                in_b[t] if t in in_b and np.array_equal(block.Z[:, k], md.X[:, slope_cols[in_b[t]]]) else None
                 for k, t in enumerate(block.terms)
                 if t != "Intercept"
             )
@@ -265,12 +263,14 @@ def hierarchical_centring(md: ModelData, by_block: Mapping[str, bool]) -> Hierar
 
 def centring_values(md: ModelData, hc: HierarchicalCentring | None) -> dict[str, np.ndarray]:
     """Data of the hierarchical centring: ``X_centre`` (levels x area predictors, their
-    centred values per level, `models.sampling_form.per_level`), when it has area predictors."""
+    values per level centred at their means as in `centred_design`,
+    `models.sampling_form.per_level`), when it has area predictors. Reads only those columns."""
     if hc is None or not hc.area_cols:
         return {}
-    Xc, _ = centred_design(md)
+    slope_cols = [j for j, t in enumerate(md.fixed_terms) if t != "Intercept"]
+    X = md.X[:, [slope_cols[k] for k in hc.area_cols]]
     block = next(b for b in md.blocks if b.name == hc.block)
-    return {"X_centre": per_level(Xc[:, list(hc.area_cols)], block)}
+    return {"X_centre": per_level(X - X.mean(axis=0), block)}
 
 
 def _level_means(md: ModelData, hc: HierarchicalCentring, intercept_c, b):

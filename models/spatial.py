@@ -173,22 +173,34 @@ def icar_precision(graph: AdjacencyGraph) -> np.ndarray:
     return np.diag(w.sum(axis=1)) - w
 
 
+def structured_nodes(graph: AdjacencyGraph) -> np.ndarray:
+    """Positions of the nodes in components of two or more (the nodes with an ICAR part)."""
+    labels = graph.components()
+    return np.flatnonzero(np.bincount(labels)[labels] >= 2)
+
+
 def icar_scaling(graph: AdjacencyGraph) -> np.ndarray:
     """Riebler et al.'s scaling factor of every node's component (NaN for singletons).
 
     For each connected component c of two or more nodes, ``s_c`` is the geometric mean of
     the marginal variances of the ICAR under its sum-to-zero constraint: the diagonal of
-    the generalised (Moore-Penrose) inverse of Q_c, whose null space is the constant vector.
+    the generalised (Moore-Penrose) inverse of Q_c, whose null space is the constant vector
+    (``diag(B B')`` of its `icar_basis`, `component_scale`).
     """
-    labels = graph.components()
-    q = icar_precision(graph)
+    structured = structured_nodes(graph)
     s = np.full(graph.n_nodes, np.nan)
+    s[structured] = component_scale(icar_basis(graph, structured), graph.components()[structured])
+    return s
+
+
+def component_scale(basis: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``s`` of each structured node: the geometric mean, over its component (``labels``), of
+    the ICAR's marginal variances ``diag(B B')`` (`icar_basis`)."""
+    variance = (basis**2).sum(axis=1)
+    s = np.empty(len(variance))
     for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < 2:
-            continue
-        cov = np.linalg.pinv(q[np.ix_(idx, idx)], hermitian=True)
-        s[idx] = np.exp(np.mean(np.log(np.diag(cov))))
+        member = labels == c
+        s[member] = np.exp(np.mean(np.log(variance[member])))
     return s
 
 
@@ -234,8 +246,6 @@ class BYM2Layout:
         The graph used (all GB LAs, or those in the data).
     structured : numpy.ndarray
         Positions of the nodes in components of two or more (they have ``phi``).
-    node1, node2 : numpy.ndarray
-        Each edge's ends, as positions in ``structured``.
     component : numpy.ndarray
         Component (0, 1, ...) of each structured node.
     scale : numpy.ndarray
@@ -250,8 +260,6 @@ class BYM2Layout:
 
     graph: AdjacencyGraph
     structured: np.ndarray
-    node1: np.ndarray
-    node2: np.ndarray
     component: np.ndarray
     scale: np.ndarray
     singleton: np.ndarray
@@ -272,22 +280,19 @@ class BYM2Layout:
 def graph_layout(graph: AdjacencyGraph, level_pos: np.ndarray) -> BYM2Layout:
     """The `BYM2Layout` of a graph and the graph positions of a block's levels."""
     labels = graph.components()
-    sizes = np.bincount(labels)
-    singleton = (sizes[labels] < 2).astype(float)
-    structured = np.flatnonzero(singleton == 0)
-    where = np.full(graph.n_nodes, -1)
-    where[structured] = np.arange(len(structured))
+    structured = structured_nodes(graph)
+    singleton = np.ones(graph.n_nodes)
+    singleton[structured] = 0.0
     _, component = np.unique(labels[structured], return_inverse=True)
+    basis = icar_basis(graph, structured)
     return BYM2Layout(
         graph=graph,
         structured=structured,
-        node1=where[graph.edges[:, 0]],
-        node2=where[graph.edges[:, 1]],
         component=component.ravel(),
-        scale=icar_scaling(graph)[structured],
+        scale=component_scale(basis, labels[structured]),
         singleton=singleton,
         level_pos=np.asarray(level_pos, dtype=np.int64),
-        basis=icar_basis(graph, structured),
+        basis=basis,
     )
 
 
@@ -322,8 +327,7 @@ def simulate_icar(graph: AdjacencyGraph, rng: np.random.Generator, size: int | N
     singletons. Unscaled: divide by ``sqrt(icar_scaling(graph))`` for marginal variance ~1.
 
     Returns shape (nodes,), or (size, nodes) when ``size`` is given."""
-    sizes = np.bincount(graph.components())
-    structured = np.flatnonzero(sizes[graph.components()] >= 2)
+    structured = structured_nodes(graph)
     basis = icar_basis(graph, structured)
     k = 1 if size is None else size
     phi = np.zeros((k, graph.n_nodes))
